@@ -1,0 +1,111 @@
+// The demo commands of cmdwire-server, shared by the server and the cmdwire CLI: the one
+// definition of each command's name, request and response types.
+#pragma once
+
+#include <cereal/types/map.hpp>
+#include <cereal/types/memory.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cmdwire/codec.hpp"
+#include "proto/demo.pb.h"
+
+namespace cmdwire::demo {
+
+/// The original Go program's `complexData`: a recursive struct with a map, bytes and a child.
+struct ComplexData {
+  std::int64_t n = 0;
+  std::string s;
+  std::map<std::string, std::int32_t> m;
+  std::vector<std::uint8_t> p;
+  std::unique_ptr<ComplexData> c;  ///< child; null ends the chain.
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(cereal::make_nvp("n", n), cereal::make_nvp("s", s), cereal::make_nvp("m", m),
+       cereal::make_nvp("p", p), cereal::make_nvp("c", c));
+  }
+};
+
+/// What STRUCT and PROTO answer: the shape of the data that arrived.
+struct Summary {
+  std::uint32_t depth = 0;    ///< levels, the root included.
+  std::uint64_t entries = 0;  ///< map entries over all levels.
+  std::uint64_t bytes = 0;    ///< bytes of `p` over all levels.
+  std::string names;          ///< every level's `s`, joined with '/'.
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(cereal::make_nvp("depth", depth), cereal::make_nvp("entries", entries),
+       cereal::make_nvp("bytes", bytes), cereal::make_nvp("names", names));
+  }
+  friend bool operator==(const Summary&, const Summary&) = default;
+};
+
+/// Line command: `STRING\nAdditional data.\n` answers `Thank you.\n`.
+struct String {
+  static constexpr std::string_view name = "STRING";
+  static constexpr bool line = true;
+  using request = std::string;
+  using response = std::string;
+};
+
+struct Struct {
+  static constexpr std::string_view name = "STRUCT";
+  using request = ComplexData;
+  using response = Summary;
+};
+
+struct Proto {
+  static constexpr std::string_view name = "PROTO";
+  using request = cmdwire::demo::Complex;
+  using response = cmdwire::demo::Summary;
+};
+
+/// Body back unchanged. Views on the server side: no copy, no allocation.
+struct Echo {
+  static constexpr std::string_view name = "ECHO";
+  using request = std::string_view;
+  using response = std::string_view;
+};
+
+struct Ping {
+  static constexpr std::string_view name = "PING";
+  using request = none;
+  using response = std::string;  ///< "PONG"
+};
+
+/// RFC 867 style: the current time as one human-readable line.
+struct Daytime {
+  static constexpr std::string_view name = "DAYTIME";
+  using request = none;
+  using response = std::string;
+};
+
+/// The registered command names, one per line.
+struct Commands {
+  static constexpr std::string_view name = "COMMANDS";
+  using request = none;
+  using response = std::string;
+};
+
+/// Summaries, computed without recursion (depth is bounded by the decoder anyway).
+[[nodiscard]] Summary summarize(const ComplexData& root);
+[[nodiscard]] cmdwire::demo::Summary summarize(const cmdwire::demo::Complex& root);
+
+/// Builds a chain `depth` levels deep, each level with a small map and `bytes_per_level` bytes:
+/// the sample the CLI demo, tests and benchmarks send.
+[[nodiscard]] ComplexData make_sample(std::uint32_t depth, std::size_t bytes_per_level = 4);
+[[nodiscard]] cmdwire::demo::Complex make_sample_proto(std::uint32_t depth,
+                                                       std::size_t bytes_per_level = 4);
+
+/// Time as DAYTIME sends it: "Saturday, November 28, 2026 18:04:05-UTC".
+[[nodiscard]] std::string daytime_now();
+
+}  // namespace cmdwire::demo

@@ -1,0 +1,179 @@
+// The client side: one TCP connection to an endpoint, typed calls through command
+// descriptors, many calls in flight (pipelined, answered in order), per-call deadlines.
+#pragma once
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "cmdwire/codec.hpp"
+#include "cmdwire/command.hpp"
+#include "cmdwire/error.hpp"
+#include "cmdwire/wire.hpp"
+
+namespace cmdwire {
+
+namespace asio = boost::asio;
+
+struct client_options {
+  /// How long `connect` may take (resolve + TCP handshake).
+  std::chrono::milliseconds connect_timeout{5000};
+  /// Deadline for calls that set none; zero means no deadline.
+  std::chrono::milliseconds default_deadline{0};
+  wire::limits limits;   ///< limits on replies (a reply over max_body is a protocol error).
+  decode_limits decode;  ///< nesting limit for typed replies.
+};
+
+struct call_options {
+  wire::encoding enc = wire::encoding::bin;
+  /// Zero: the client's default_deadline. Sent to the server as deadline-ms as well, so a
+  /// request still queued there when it expires is answered `ERR deadline` instead of run.
+  std::chrono::milliseconds deadline{0};
+};
+
+/// Completion signature of raw calls: (error, body). On an error reply, `error` is the code
+/// from the wire and the string is the server's message.
+using raw_call_signature = void(std::error_code, std::string);
+
+/// What a client receives for a response type: views (zero-copy on the server) become owned
+/// strings, since the receive buffer does not outlive the call.
+template <class T>
+using received_t = std::conditional_t<std::is_same_v<T, std::string_view>, std::string, T>;
+
+/// A connection to one endpoint. Thread-safe: calls may come from any thread, and run on the
+/// client's own I/O thread. Movable; destroying it (or `close()`) fails calls still in flight
+/// with errc::not_connected. Blocking calls must not be made from a completion handler of the
+/// same client.
+class client {
+ public:
+  /// Resolves HOST:PORT and connects within `options.connect_timeout`.
+  [[nodiscard]] static result<client> connect(std::string_view host_port,
+                                              client_options options = {});
+
+  client(client&&) noexcept;
+  client& operator=(client&&) noexcept;
+  ~client();
+
+  /// Blocking typed call.
+  template <command C>
+  [[nodiscard]] result<received_t<typename C::response>> call(const typename C::request& req,
+                                                  call_options opt = {});
+
+  /// Typed call for coroutines, on any executor: resumes on the caller's executor.
+  /// `req` is encoded before this returns, so it need not outlive the call.
+  template <command C>
+  [[nodiscard]] asio::awaitable<result<received_t<typename C::response>>> async_call(
+      const typename C::request& req, call_options opt = {});
+
+  /// Blocking untyped call: sends `NAME [json] LENGTH\nBODY`, returns the reply body.
+  [[nodiscard]] result<std::string> call_raw(std::string_view name, std::string_view body,
+                                             call_options opt = {});
+
+  /// Blocking line-form call: sends `NAME\nLINE\n` and returns the one line that comes back.
+  [[nodiscard]] result<std::string> call_line(std::string_view name, std::string_view line,
+                                              call_options opt = {});
+
+  /// Untyped call with any Asio completion token; completes with raw_call_signature on the
+  /// token's associated executor.
+  template <class Token>
+  auto async_call_raw(std::string_view name, std::string_view body, call_options opt,
+                      Token&& token);
+
+  /// Calls sent whose replies have not arrived yet.
+  [[nodiscard]] std::size_t in_flight() const;
+
+  /// Closes the connection; pending calls fail with errc::not_connected. Idempotent.
+  void close();
+
+  /// "127.0.0.1:61000": the address connected to.
+  [[nodiscard]] const std::string& address() const noexcept;
+
+ private:
+  struct impl;
+  explicit client(std::unique_ptr<impl> p) noexcept;
+
+  /// Takes a fully formatted request frame and queues it; `done` runs exactly once.
+  void start_call(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
+                  asio::any_completion_handler<raw_call_signature> done);
+  [[nodiscard]] std::chrono::milliseconds effective_deadline(call_options opt) const noexcept;
+  [[nodiscard]] result<std::string> wait_for_reply(std::string frame, bool line_reply,
+                                                   std::chrono::milliseconds deadline);
+  static std::string make_frame(std::string_view name, wire::encoding enc, std::string_view body,
+                                std::chrono::milliseconds deadline);
+  [[nodiscard]] const decode_limits& reply_decode_limits() const noexcept;
+
+  template <class Resp>
+  result<Resp> decode_reply(std::string body, wire::encoding enc) const {
+    Resp resp{};
+    if (auto ok = codec<Resp>::decode(body, enc, resp, reply_decode_limits()); !ok) {
+      return ok.error();
+    }
+    return resp;
+  }
+
+  template <class Resp>
+  asio::awaitable<result<Resp>> async_typed_call(std::string frame, call_options opt);
+
+  std::unique_ptr<impl> impl_;
+};
+
+/// The error value for an `errc` with its standard message (helper for results).
+[[nodiscard]] error make_error(errc code, std::string message = {});
+
+template <class Token>
+auto client::async_call_raw(std::string_view name, std::string_view body, call_options opt,
+                            Token&& token) {
+  const auto deadline = effective_deadline(opt);
+  return asio::async_initiate<Token, raw_call_signature>(
+      [this](auto handler, std::string frame, std::chrono::milliseconds dl) {
+        start_call(std::move(frame), false, dl,
+                   asio::any_completion_handler<raw_call_signature>(std::move(handler)));
+      },
+      token, make_frame(name, opt.enc, body, deadline), deadline);
+}
+
+template <command C>
+result<received_t<typename C::response>> client::call(const typename C::request& req, call_options opt) {
+  std::string body;
+  codec<typename C::request>::encode(req, opt.enc, body);
+  const auto deadline = effective_deadline(opt);
+  auto reply = wait_for_reply(make_frame(C::name, opt.enc, body, deadline), false, deadline);
+  if (!reply) return reply.error();
+  return decode_reply<received_t<typename C::response>>(std::move(*reply), opt.enc);
+}
+
+template <class Resp>
+asio::awaitable<result<Resp>> client::async_typed_call(std::string frame, call_options opt) {
+  const auto deadline = effective_deadline(opt);
+  auto [ec, body] = co_await asio::async_initiate<decltype(asio::as_tuple(asio::use_awaitable)),
+                                                  raw_call_signature>(
+      [this](auto handler, std::string f, std::chrono::milliseconds dl) {
+        start_call(std::move(f), false, dl,
+                   asio::any_completion_handler<raw_call_signature>(std::move(handler)));
+      },
+      asio::as_tuple(asio::use_awaitable), std::move(frame), deadline);
+  if (ec) co_return error{ec, std::move(body)};
+  co_return decode_reply<Resp>(std::move(body), opt.enc);
+}
+
+template <command C>
+asio::awaitable<result<received_t<typename C::response>>> client::async_call(const typename C::request& req,
+                                                                 call_options opt) {
+  std::string body;
+  codec<typename C::request>::encode(req, opt.enc, body);
+  return async_typed_call<received_t<typename C::response>>(
+      make_frame(C::name, opt.enc, body, effective_deadline(opt)), opt);
+}
+
+}  // namespace cmdwire

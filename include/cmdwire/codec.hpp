@@ -1,0 +1,163 @@
+// Codecs turn a command's request/response type into body bytes and back, picked by type at
+// compile time: protobuf messages, cereal-serializable types, strings, and `none`.
+#pragma once
+
+#include <cereal/archives/json.hpp>
+#include <cereal/archives/portable_binary.hpp>
+#include <concepts>
+#include <cstddef>
+#include <google/protobuf/message.h>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+
+#include "cmdwire/detail/cereal_guard.hpp"
+#include "cmdwire/detail/streams.hpp"
+#include "cmdwire/error.hpp"
+#include "cmdwire/wire.hpp"
+
+namespace cmdwire {
+
+/// The type of an empty request or response (e.g. PING's request). Encodes to no bytes; decodes
+/// from an empty body (or `{}` / `null` in JSON).
+struct none {
+  friend bool operator==(none, none) = default;
+};
+
+/// Bounds on the work a decoder may do for one body, beyond the body size itself.
+struct decode_limits {
+  /// Deepest nesting of values (cereal: nested fields; JSON and protobuf: nested
+  /// objects/messages). A recursive struct nests about two levels per link. Deep enough for
+  /// real data, shallow enough that decoding cannot overflow the stack.
+  std::size_t max_depth = 512;
+};
+
+template <class T>
+concept protobuf_message = std::derived_from<T, google::protobuf::Message>;
+
+template <class T>
+concept cereal_serializable =
+    !protobuf_message<T> &&
+    cereal::traits::is_output_serializable<T, cereal::PortableBinaryOutputArchive>::value &&
+    cereal::traits::is_input_serializable<T, cereal::PortableBinaryInputArchive>::value &&
+    std::is_default_constructible_v<T>;
+
+/// Codec<T>: `encode(value, enc, out)` appends the body to `out`; `decode(body, enc, value,
+/// limits)` fills `value` or returns an error whose message says what was wrong.
+template <class T>
+struct codec;
+
+/// Raw bytes, both encodings alike (a JSON-encoded string body is the text itself).
+template <>
+struct codec<std::string> {
+  static void encode(const std::string& v, wire::encoding, std::string& out) { out += v; }
+  static result<void> decode(std::string_view body, wire::encoding, std::string& v,
+                             const decode_limits&) {
+    v.assign(body);
+    return {};
+  }
+};
+
+/// Zero-copy view of the request body: valid until the handler returns (or its awaitable
+/// completes). The fastest request type for byte-oriented commands such as ECHO.
+template <>
+struct codec<std::string_view> {
+  static void encode(std::string_view v, wire::encoding, std::string& out) { out += v; }
+  static result<void> decode(std::string_view body, wire::encoding, std::string_view& v,
+                             const decode_limits&) {
+    v = body;
+    return {};
+  }
+};
+
+template <>
+struct codec<none> {
+  static void encode(none, wire::encoding, std::string&) {}
+  static result<void> decode(std::string_view body, wire::encoding enc, none&,
+                             const decode_limits&);
+};
+
+namespace detail {
+/// Protobuf codec, compiled once in src/codec.cpp.
+void encode_protobuf(const google::protobuf::Message& m, wire::encoding enc, std::string& out);
+result<void> decode_protobuf(std::string_view body, wire::encoding enc,
+                             google::protobuf::Message& m, const decode_limits& lim);
+
+/// Rejects JSON nested deeper than `max_depth` without recursing, so neither rapidjson nor
+/// protobuf's JSON parser ever sees a document that could exhaust the stack.
+result<void> check_json_depth(std::string_view json, std::size_t max_depth);
+
+result<void> decode_failure(std::string_view what);
+
+// cereal's JSON archives wrap the top-level value as {"value0": ...}; we send the value alone.
+inline constexpr std::string_view json_wrap_key = "value0";
+void unwrap_cereal_json(std::string& json, std::size_t from);
+}  // namespace detail
+
+template <protobuf_message T>
+struct codec<T> {
+  static void encode(const T& v, wire::encoding enc, std::string& out) {
+    detail::encode_protobuf(v, enc, out);
+  }
+  static result<void> decode(std::string_view body, wire::encoding enc, T& v,
+                             const decode_limits& lim) {
+    return detail::decode_protobuf(body, enc, v, lim);
+  }
+};
+
+template <cereal_serializable T>
+struct codec<T> {
+  static void encode(const T& v, wire::encoding enc, std::string& out) {
+    detail::string_appender sink(out);
+    std::ostream os(&sink);
+    if (enc == wire::encoding::bin) {
+      cereal::PortableBinaryOutputArchive ar(os);
+      ar(v);
+    } else {
+      const std::size_t from = out.size();
+      {
+        cereal::JSONOutputArchive ar(os, cereal::JSONOutputArchive::Options::NoIndent());
+        ar(cereal::make_nvp(std::string(detail::json_wrap_key), v));
+      }  // the archive closes the outer object in its destructor
+      detail::unwrap_cereal_json(out, from);
+    }
+  }
+
+  static result<void> decode(std::string_view body, wire::encoding enc, T& v,
+                             const decode_limits& lim) {
+    try {
+      if (enc == wire::encoding::bin) {
+        detail::view_source src(body);
+        std::istream is(&src);
+        detail::cereal_guard guard(lim.max_depth, &src);
+        cereal::PortableBinaryInputArchive ar(is);
+        ar(v);
+        if (src.remaining() != 0) return detail::decode_failure("trailing bytes after the value");
+      } else {
+        if (auto depth = detail::check_json_depth(body, lim.max_depth); !depth) return depth;
+        std::string wrapped;
+        wrapped.reserve(body.size() + 16);
+        wrapped.append("{\"").append(detail::json_wrap_key).append("\":").append(body).append("}");
+        detail::view_source src(wrapped);
+        std::istream is(&src);
+        cereal::JSONInputArchive ar(is);
+        ar(v);
+      }
+    } catch (const detail::cereal_guard::violation& e) {
+      return detail::decode_failure(e.what());
+    } catch (const std::exception& e) {
+      return detail::decode_failure(e.what());
+    }
+    return {};
+  }
+};
+
+/// True if cmdwire can encode and decode `T`.
+template <class T>
+concept codable = requires(const T& c, T& m, std::string& out, std::string_view body) {
+  codec<T>::encode(c, wire::encoding::bin, out);
+  { codec<T>::decode(body, wire::encoding::bin, m, decode_limits{}) } -> std::same_as<result<void>>;
+};
+
+}  // namespace cmdwire

@@ -1,0 +1,33 @@
+// A command descriptor is the one definition of a command that server and client share:
+// its name and its request and response types, checked at compile time on both sides.
+#pragma once
+
+#include <concepts>
+#include <string_view>
+
+#include "cmdwire/codec.hpp"
+
+namespace cmdwire {
+
+/// A command: `struct Store { static constexpr std::string_view name = "STORE";
+/// using request = Item; using response = Receipt; };`. Add `static constexpr bool line = true;`
+/// (with string request and response) for a line command that `nc` users can send as
+/// `NAME\nLINE\n` and get one line back.
+template <class C>
+concept command = requires {
+  { C::name } -> std::convertible_to<std::string_view>;
+  typename C::request;
+  typename C::response;
+} && codable<typename C::request> && codable<typename C::response>;
+
+/// True for commands that declare `static constexpr bool line = true`.
+template <class C>
+inline constexpr bool is_line_command = [] {
+  if constexpr (requires { C::line; }) {
+    return static_cast<bool>(C::line);
+  } else {
+    return false;
+  }
+}();
+
+}  // namespace cmdwire

@@ -1,0 +1,203 @@
+// The server side: an Endpoint maps command names to handlers and serves them over TCP, one
+// coroutine per connection, on a pool of single-threaded io_contexts.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "cmdwire/codec.hpp"
+#include "cmdwire/command.hpp"
+#include "cmdwire/error.hpp"
+#include "cmdwire/wire.hpp"
+
+namespace cmdwire {
+
+namespace asio = boost::asio;
+
+enum class log_level { debug, info, warn, error, off };
+
+/// Receives the endpoint's log lines (connections, protocol errors, handler failures).
+/// Called from worker threads; must be thread-safe.
+using logger = std::function<void(log_level, std::string_view)>;
+
+struct endpoint_options {
+  wire::limits limits;    ///< line and body limits for requests.
+  decode_limits decode;   ///< nesting limit for typed bodies.
+  unsigned threads = 0;   ///< io_context threads; 0 means one per core.
+  logger log;             ///< empty: no logging.
+};
+
+/// What a handler sees of one request. Views point into the connection's receive buffer and
+/// stay valid until the handler returns (or its awaitable completes).
+struct request_context {
+  std::string_view name;
+  wire::encoding enc = wire::encoding::bin;
+  std::string_view body;
+  bool line_form = false;  ///< sent as `NAME\nLINE\n`: the reply goes back as one bare line.
+  const asio::ip::tcp::endpoint* peer = nullptr;
+};
+
+/// Where a raw handler puts its reply: append the body to `body()`, or call `fail()`.
+class reply_writer {
+ public:
+  explicit reply_writer(std::string& body) noexcept : body_(body) {}
+
+  /// The reply body, empty on entry; a reused buffer, so appending is cheap.
+  [[nodiscard]] std::string& body() noexcept { return body_; }
+  /// Replace the reply with `ERR <code> <message>`.
+  void fail(errc code, std::string message) {
+    failure_ = error{make_error_code(code), std::move(message)};
+  }
+  [[nodiscard]] const std::optional<error>& failure() const noexcept { return failure_; }
+
+ private:
+  std::string& body_;
+  std::optional<error> failure_;
+};
+
+/// The buffered connection a stream handler (or a raw service) reads and writes directly.
+/// Bytes the endpoint has already received but not parsed are read first.
+class stream {
+ public:
+  virtual ~stream() = default;
+  /// One LF-terminated line without CR/LF, at most the endpoint's max_line; valid until the
+  /// next read. Fails with too_large for a longer line, or the socket's error (eof included).
+  virtual asio::awaitable<result<std::string_view>> async_read_line() = 0;
+  /// Exactly `n` bytes (n <= max_body); valid until the next read.
+  virtual asio::awaitable<result<std::string_view>> async_read_exact(std::size_t n) = 0;
+  /// Whatever has arrived, at least one byte; valid until the next read.
+  virtual asio::awaitable<result<std::string_view>> async_read_some() = 0;
+  /// Writes all of `bytes` (plus any replies still queued before them).
+  virtual asio::awaitable<result<void>> async_write(std::string_view bytes) = 0;
+  [[nodiscard]] virtual const asio::ip::tcp::endpoint& peer() const noexcept = 0;
+};
+
+using raw_handler = std::function<void(const request_context&, reply_writer&)>;
+using async_raw_handler =
+    std::function<asio::awaitable<void>(const request_context&, reply_writer&)>;
+/// Gets the connection after the command line (and before any body); when it returns, the
+/// endpoint goes on reading commands from where the handler stopped.
+using stream_handler = std::function<asio::awaitable<void>(const request_context&, stream&)>;
+/// Owns a whole connection of a non-cmdwire protocol (echo, daytime, chat...).
+using connection_handler = std::function<asio::awaitable<void>(stream&)>;
+
+namespace detail {
+template <class T>
+struct awaitable_value {
+  static constexpr bool is_awaitable = false;
+};
+template <class T>
+struct awaitable_value<asio::awaitable<T>> {
+  static constexpr bool is_awaitable = true;
+  using type = T;
+};
+}  // namespace detail
+
+/// A command server. Register handlers, `listen`, then `start` (or `run`); registration after
+/// `start` is not allowed. Non-copyable, non-movable: connections refer to it.
+class endpoint {
+ public:
+  explicit endpoint(endpoint_options options = {});
+  ~endpoint();  ///< stops and joins.
+  endpoint(const endpoint&) = delete;
+  endpoint& operator=(const endpoint&) = delete;
+
+  /// Registers `fn` for command `C`. `fn` takes `const C::request&` and returns `C::response`
+  /// (or `asio::awaitable<C::response>`). A throw becomes `ERR internal <what()>`, except a
+  /// thrown `call_failed`, whose code and message are sent as they are.
+  template <command C, class F>
+  void handle(F fn);
+
+  /// Registers an untyped handler; `line` makes it a line command.
+  void handle_raw(std::string_view name, raw_handler fn, bool line = false);
+  void handle_raw_async(std::string_view name, async_raw_handler fn, bool line = false);
+  /// Registers a handler that takes over the stream after the command line.
+  void handle_stream(std::string_view name, stream_handler fn);
+
+  /// Binds a cmdwire listener. Port 0 picks a free port; the bound port is returned.
+  [[nodiscard]] result<std::uint16_t> listen(std::string_view host, std::uint16_t port);
+  /// Binds a listener whose connections are given whole to `fn` (same threads, limits, stop).
+  [[nodiscard]] result<std::uint16_t> serve(std::string_view host, std::uint16_t port,
+                                            connection_handler fn);
+
+  /// Port of the first listener (0 before `listen`).
+  [[nodiscard]] std::uint16_t port() const noexcept;
+  /// Names of the registered commands, sorted.
+  [[nodiscard]] std::vector<std::string> command_names() const;
+  [[nodiscard]] const endpoint_options& options() const noexcept;
+
+  /// Starts the worker threads and accept loops; returns at once.
+  void start();
+  /// Blocks until `stop()` has finished.
+  void wait();
+  /// `start()` then `wait()`.
+  void run();
+  /// Stops accepting, closes every connection, joins the workers. Idempotent; callable from any
+  /// thread (including a handler, where it does not wait for itself).
+  void stop();
+
+ private:
+  void add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
+                   stream_handler stream, bool line);
+
+  template <class Resp>
+  static void encode_reply(const Resp& resp, const request_context& rc, reply_writer& w) {
+    codec<Resp>::encode(resp, rc.enc, w.body());
+  }
+
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+template <command C, class F>
+void endpoint::handle(F fn) {
+  using request_t = typename C::request;
+  using response_t = typename C::response;
+  static_assert(std::is_invocable_v<F&, const request_t&>,
+                "handler must be callable with const C::request&");
+  using returned = std::invoke_result_t<F&, const request_t&>;
+  const decode_limits limits = options().decode;
+
+  if constexpr (detail::awaitable_value<returned>::is_awaitable) {
+    static_assert(std::is_convertible_v<typename detail::awaitable_value<returned>::type,
+                                        response_t>,
+                  "async handler must return asio::awaitable<C::response>");
+    async_raw_handler h = [fn = std::move(fn), limits](
+                              const request_context& rc,
+                              reply_writer& w) -> asio::awaitable<void> {
+      request_t req{};
+      if (auto decoded = codec<request_t>::decode(rc.body, rc.enc, req, limits); !decoded) {
+        w.fail(errc::bad_body, std::move(decoded.error().message));
+        co_return;
+      }
+      const response_t resp = co_await fn(req);
+      encode_reply(resp, rc, w);
+    };
+    add_handler(C::name, {}, std::move(h), {}, is_line_command<C>);
+  } else {
+    static_assert(std::is_convertible_v<returned, response_t>,
+                  "handler must return C::response");
+    raw_handler h = [fn = std::move(fn), limits](const request_context& rc, reply_writer& w) {
+      request_t req{};
+      if (auto decoded = codec<request_t>::decode(rc.body, rc.enc, req, limits); !decoded) {
+        w.fail(errc::bad_body, std::move(decoded.error().message));
+        return;
+      }
+      encode_reply<response_t>(fn(req), rc, w);
+    };
+    add_handler(C::name, std::move(h), {}, {}, is_line_command<C>);
+  }
+}
+
+}  // namespace cmdwire
