@@ -57,13 +57,21 @@ struct request_parse {
   std::string_view detail;  ///< static text saying what was wrong.
 };
 
+/// How the body of a command is delimited, as the endpoint's registry knows it.
+enum class body_rule : std::uint8_t {
+  framed,     ///< LENGTH bytes, or no body when LENGTH is absent.
+  line,       ///< LENGTH bytes, or the next line when LENGTH is absent (line commands).
+  head_only,  ///< stop after the command line: a stream handler reads the rest itself.
+};
+
 /// Parses one request at the start of `buf`. Blank lines before it are skipped (they count
-/// in `size`), so `nc` users may end a body with an extra newline. `is_line_command(name)`
-/// says whether a request without LENGTH takes the next line as its body.
+/// in `size`, also when the request is still incomplete), so `nc` users may end a body with
+/// an extra newline. `rule_for(name)` is called once per complete command line and returns a
+/// body_rule (or bool: true means body_rule::line).
 /// Pure: the same bytes give the same answer whatever the split they arrived in.
-template <class IsLineCommand>
+template <class RuleFor>
 [[nodiscard]] request_parse parse_request(std::string_view buf, const limits& lim,
-                                          IsLineCommand&& is_line_command);
+                                          RuleFor&& rule_for);
 
 /// Parses only the command line at the start of `buf` (no blank-line skipping).
 /// On `complete`, `line_size` is the number of bytes of the line including LF.

@@ -1,11 +1,12 @@
 // Template part of the wire parser (parse_request), kept out of wire.hpp for readability.
 #pragma once
 
+#include <type_traits>
+
 namespace cmdwire::wire {
 
-template <class IsLineCommand>
-request_parse parse_request(std::string_view buf, const limits& lim,
-                            IsLineCommand&& is_line_command) {
+template <class RuleFor>
+request_parse parse_request(std::string_view buf, const limits& lim, RuleFor&& rule_for) {
   request_parse out;
   // Skip blank lines; bounded by the buffer, each one is consumed for good.
   std::size_t skip = 0;
@@ -25,6 +26,17 @@ request_parse parse_request(std::string_view buf, const limits& lim,
   }
   out.req.head = head.head;
   const std::string_view after = rest.substr(head.line_size);
+  body_rule rule;
+  if constexpr (std::is_same_v<decltype(rule_for(head.head.name)), bool>) {
+    rule = rule_for(head.head.name) ? body_rule::line : body_rule::framed;
+  } else {
+    rule = rule_for(head.head.name);
+  }
+  if (rule == body_rule::head_only) {
+    out.size += head.line_size;
+    out.state = status::complete;
+    return out;
+  }
   if (head.head.length) {
     const std::size_t len = *head.head.length;  // already checked against lim.max_body
     if (after.size() < len) {
@@ -36,7 +48,7 @@ request_parse parse_request(std::string_view buf, const limits& lim,
     out.state = status::complete;
     return out;
   }
-  if (is_line_command(head.head.name)) {
+  if (rule == body_rule::line) {
     const line_parse line = parse_line(after, lim.max_line);
     if (line.state == status::error) {
       out.state = status::error;
