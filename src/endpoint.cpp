@@ -1,1 +1,251 @@
-// placeholder
+// Endpoint lifecycle: handler registry, listeners and their accept loops, the worker pool,
+// and stop.
+#include "cmdwire/endpoint.hpp"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "endpoint_impl.hpp"
+
+namespace cmdwire {
+
+using asio::ip::tcp;
+
+namespace detail {
+void log_line(const endpoint_options& opt, log_level level, std::string_view text) {
+  if (opt.log) opt.log(level, text);
+}
+}  // namespace detail
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// After EMFILE/ENFILE the next accept fails at once too; pausing keeps the loop from spinning
+// while connections close and free descriptors.
+constexpr auto accept_retry_delay = std::chrono::milliseconds(50);
+
+enum class lifecycle { init, running, stopping, stopped };
+}  // namespace
+
+struct endpoint::impl {
+  endpoint_options options;
+  detail::handler_map handlers;
+  std::vector<std::unique_ptr<detail::worker>> workers;
+  std::vector<std::unique_ptr<detail::listener>> listeners;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::size_t next_worker = 0;  ///< touched only by the accept loops, all on worker 0.
+
+  std::mutex mutex;       ///< guards state
+  std::mutex join_mutex;  ///< std::thread::join must not run twice at once
+  lifecycle state = lifecycle::init;
+
+  detail::worker& pick_worker() {
+    detail::worker& w = *workers[next_worker];
+    next_worker = (next_worker + 1) % workers.size();
+    return w;
+  }
+
+  [[nodiscard]] bool on_worker_thread() const {
+    return std::any_of(workers.begin(), workers.end(), [](const auto& w) {
+      return w->context.get_executor().running_in_this_thread();
+    });
+  }
+
+  asio::awaitable<void> accept_loop(detail::listener& l) {
+    for (;;) {
+      detail::worker& target = pick_worker();
+      auto [ec, socket] = co_await l.acceptor.async_accept(target.context, nothrow);
+      if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) co_return;
+      if (ec) {
+        detail::log_line(options, log_level::warn, fmt::format("accept failed: {}", ec.message()));
+        asio::steady_timer pause(l.acceptor.get_executor(), accept_retry_delay);
+        co_await pause.async_wait(nothrow);
+        continue;
+      }
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);  // replies are batched already
+      asio::co_spawn(target.context,
+                     detail::run_session(handlers, options, target, std::move(socket),
+                                         l.raw ? &l.raw : nullptr),
+                     asio::detached);
+    }
+  }
+
+  void join() {
+    std::lock_guard lock(join_mutex);
+    for (auto& w : workers) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+  }
+};
+
+endpoint::endpoint(endpoint_options options) : impl_(std::make_unique<impl>()) {
+  impl_->options = std::move(options);
+  unsigned threads = impl_->options.threads;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  impl_->options.threads = threads;
+  for (unsigned i = 0; i < threads; ++i) {
+    impl_->workers.push_back(std::make_unique<detail::worker>());
+  }
+}
+
+endpoint::~endpoint() {
+  stop();
+  wait();
+}
+
+void endpoint::add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
+                           stream_handler stream, bool line) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->state != lifecycle::init) {
+    throw std::logic_error("cmdwire::endpoint: register handlers before start()");
+  }
+  if (!wire::valid_command_name(name)) {
+    throw std::invalid_argument(fmt::format("cmdwire::endpoint: invalid command name '{}'", name));
+  }
+  detail::handler_entry entry{std::move(sync), std::move(async), std::move(stream), line};
+  if (!impl_->handlers.emplace(std::string(name), std::move(entry)).second) {
+    throw std::invalid_argument(
+        fmt::format("cmdwire::endpoint: command '{}' registered twice", name));
+  }
+}
+
+void endpoint::handle_raw(std::string_view name, raw_handler fn, bool line) {
+  add_handler(name, std::move(fn), {}, {}, line);
+}
+
+void endpoint::handle_raw_async(std::string_view name, async_raw_handler fn, bool line) {
+  add_handler(name, {}, std::move(fn), {}, line);
+}
+
+void endpoint::handle_stream(std::string_view name, stream_handler fn) {
+  add_handler(name, {}, {}, std::move(fn), false);
+}
+
+namespace {
+result<tcp::endpoint> resolve_listen_address(asio::io_context& ctx, std::string_view host,
+                                             std::uint16_t port) {
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(std::string(host), ec);
+  if (!ec) return tcp::endpoint(addr, port);
+  tcp::resolver resolver(ctx);
+  auto results = resolver.resolve(std::string(host), std::to_string(port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    return error{ec ? std::error_code(ec) : make_error_code(errc::bad_address),
+                 fmt::format("cannot resolve listen host '{}': {}", host,
+                             ec ? ec.message() : "no address")};
+  }
+  return results.begin()->endpoint();
+}
+}  // namespace
+
+result<std::uint16_t> endpoint::serve(std::string_view host, std::uint16_t port,
+                                      connection_handler fn) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->state != lifecycle::init) {
+    return error{make_error_code(errc::not_connected), "listen before start()"};
+  }
+  auto& ctx = impl_->workers.front()->context;
+  auto where = resolve_listen_address(ctx, host, port);
+  if (!where) return where.error();
+  auto l = std::make_unique<detail::listener>(detail::listener{tcp::acceptor(ctx), std::move(fn)});
+  boost::system::error_code ec;
+  const auto fail = [&](std::string_view step) {
+    return error{ec, fmt::format("cannot listen on {}:{} ({}): {}", host, port, step,
+                                 ec.message())};
+  };
+  if (l->acceptor.open(where->protocol(), ec); ec) return fail("open");
+  if (l->acceptor.set_option(tcp::acceptor::reuse_address(true), ec); ec) return fail("option");
+  if (l->acceptor.bind(*where, ec); ec) return fail("bind");
+  if (l->acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) return fail("listen");
+  const auto bound = l->acceptor.local_endpoint(ec);
+  if (ec) return fail("local_endpoint");
+  impl_->listeners.push_back(std::move(l));
+  return bound.port();
+}
+
+result<std::uint16_t> endpoint::listen(std::string_view host, std::uint16_t port) {
+  return serve(host, port, {});
+}
+
+std::uint16_t endpoint::port() const noexcept {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->listeners.empty()) return 0;
+  boost::system::error_code ec;
+  const auto ep = impl_->listeners.front()->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+std::vector<std::string> endpoint::command_names() const {
+  std::vector<std::string> names;
+  names.reserve(impl_->handlers.size());
+  for (const auto& [name, entry] : impl_->handlers) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+const endpoint_options& endpoint::options() const noexcept { return impl_->options; }
+
+void endpoint::start() {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->state != lifecycle::init) return;
+  impl_->state = lifecycle::running;
+  for (auto& w : impl_->workers) impl_->keep_running.push_back(asio::make_work_guard(w->context));
+  for (auto& l : impl_->listeners) {
+    asio::co_spawn(impl_->workers.front()->context, impl_->accept_loop(*l), asio::detached);
+  }
+  for (auto& w : impl_->workers) {
+    w->thread = std::thread([ctx = &w->context] { ctx->run(); });
+  }
+}
+
+void endpoint::stop() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->state == lifecycle::stopping || impl_->state == lifecycle::stopped) return;
+    const bool was_running = impl_->state == lifecycle::running;
+    impl_->state = lifecycle::stopping;
+    if (was_running) {
+      // Each acceptor and session belongs to one worker thread; close them there.
+      for (auto& l : impl_->listeners) {
+        asio::post(impl_->workers.front()->context, [acceptor = &l->acceptor] {
+          boost::system::error_code ignored;
+          acceptor->close(ignored);
+        });
+      }
+      for (auto& w : impl_->workers) {
+        w->stopping.store(true);
+        asio::post(w->context, [worker = w.get()] { detail::close_sessions(*worker); });
+      }
+      // Once their connections have wound down the contexts run out of work and return.
+      impl_->keep_running.clear();
+    }
+  }
+  if (!impl_->on_worker_thread()) wait();
+}
+
+void endpoint::wait() {
+  if (impl_->on_worker_thread()) {
+    throw std::logic_error("cmdwire::endpoint::wait() called from one of its own handlers");
+  }
+  impl_->join();
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->state == lifecycle::stopping) impl_->state = lifecycle::stopped;
+}
+
+void endpoint::run() {
+  start();
+  wait();
+}
+
+}  // namespace cmdwire

@@ -1,1 +1,363 @@
-// placeholder
+// One connection: reads requests into a per-connection buffer, answers every complete request
+// in it, and writes all the replies of one read in a single write (pipelining).
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include "endpoint_impl.hpp"
+
+namespace cmdwire::detail {
+
+namespace {
+
+using asio::ip::tcp;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// A fresh connection gets a buffer for one maximal command line; it grows only for bigger
+// bodies and shrinks back once idle, so thousands of idle connections stay cheap.
+constexpr std::size_t initial_buffer_size = 4096;
+constexpr std::size_t shrink_idle_buffer_above = 64 * 1024;
+
+/// The wire code for a failure a handler reported; codes from other categories are internal.
+errc wire_code(const boost::system::error_code& code) {
+  if (code.category() != error_category()) return errc::internal;
+  const auto e = static_cast<errc>(code.value());
+  return wire_name(e).empty() ? errc::internal : e;
+}
+
+bool is_normal_close(const boost::system::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::operation_aborted ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::error::bad_descriptor;
+}
+
+}  // namespace
+
+class session final : public stream {
+ public:
+  session(const handler_map& handlers, const endpoint_options& opt, worker& home,
+          tcp::socket socket)
+      : handlers_(handlers),
+        opt_(opt),
+        home_(home),
+        socket_(std::move(socket)),
+        buffer_(initial_buffer_size) {
+    boost::system::error_code ec;
+    peer_ = socket_.remote_endpoint(ec);
+    home_.sessions.push_front(this);
+    registration_ = home_.sessions.begin();
+  }
+  ~session() override {
+    close();
+    home_.sessions.erase(registration_);
+  }
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  asio::awaitable<void> run_commands();
+  asio::awaitable<void> run_raw(const connection_handler& fn) { co_await fn(*this); }
+
+  /// Ends the session: pending reads and writes complete with operation_aborted.
+  void close() noexcept {
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+  asio::awaitable<result<std::string_view>> async_read_line() override;
+  asio::awaitable<result<std::string_view>> async_read_exact(std::size_t n) override;
+  asio::awaitable<result<std::string_view>> async_read_some() override;
+  asio::awaitable<result<void>> async_write(std::string_view bytes) override;
+  [[nodiscard]] const tcp::endpoint& peer() const noexcept override { return peer_; }
+
+ private:
+  [[nodiscard]] std::string_view pending() const noexcept {
+    return {buffer_.data() + begin_, end_ - begin_};
+  }
+  /// Views into consumed bytes stay valid until the next read: reads are what reuse the space.
+  void consume(std::size_t n) noexcept {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  /// Bytes of unparsed data needed before the request at the front can complete.
+  [[nodiscard]] std::size_t bytes_needed() const noexcept;
+  asio::awaitable<boost::system::error_code> read_more(std::size_t need);
+  asio::awaitable<boost::system::error_code> flush();
+
+  void run_sync(const handler_entry& entry, const wire::request& req);
+  asio::awaitable<void> run_async(const handler_entry& entry, const wire::request& req);
+  asio::awaitable<void> run_stream(const handler_entry& entry, const wire::request& req);
+  [[nodiscard]] request_context context_for(const wire::request& req) const noexcept;
+  void append_reply(const request_context& rc, const reply_writer& writer);
+  [[nodiscard]] bool deadline_passed(const wire::request& req) const;
+  void log(log_level level, std::string_view what) const;
+
+  const handler_map& handlers_;
+  const endpoint_options& opt_;
+  worker& home_;
+  tcp::socket socket_;
+  tcp::endpoint peer_;
+  std::list<session*>::iterator registration_;
+
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  std::chrono::steady_clock::time_point last_read_{};
+  std::string out_;   ///< replies not written yet, in request order.
+  std::string body_;  ///< scratch for one reply body; reused.
+};
+
+void session::log(log_level level, std::string_view what) const {
+  if (!opt_.log) return;
+  log_line(opt_, level, fmt::format("{}: {}", fmt::streamed(peer_), what));
+}
+
+std::size_t session::bytes_needed() const noexcept {
+  const std::string_view data = pending();
+  const wire::head_parse head = wire::parse_request_head(data, opt_.limits);
+  if (head.state == wire::status::complete && head.head.length) {
+    return std::max(head.line_size + *head.head.length, data.size() + 1);
+  }
+  return data.size() + 1;
+}
+
+asio::awaitable<boost::system::error_code> session::read_more(std::size_t need) {
+  const std::size_t have = end_ - begin_;
+  need = std::max(need, have + 1);
+  if (buffer_.size() - begin_ < need) {
+    if (begin_ > 0) {
+      std::memmove(buffer_.data(), buffer_.data() + begin_, have);
+      begin_ = 0;
+      end_ = have;
+    }
+    if (buffer_.size() < need) {
+      // Callers only ask for what the limits allow, so this is bounded by the limits too.
+      const std::size_t frame_cap = 2 * opt_.limits.max_line + opt_.limits.max_body;
+      buffer_.resize(std::max(need, std::min(2 * buffer_.size(), frame_cap)));
+    }
+  } else if (have == 0 && buffer_.size() > shrink_idle_buffer_above) {
+    buffer_ = std::vector<char>(initial_buffer_size);
+    begin_ = end_ = 0;
+  }
+  auto [ec, n] = co_await socket_.async_read_some(
+      asio::buffer(buffer_.data() + end_, buffer_.size() - end_), nothrow);
+  end_ += n;
+  last_read_ = std::chrono::steady_clock::now();
+  co_return ec;
+}
+
+asio::awaitable<boost::system::error_code> session::flush() {
+  if (out_.empty()) co_return boost::system::error_code{};
+  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), nothrow);
+  out_.clear();
+  co_return ec;
+}
+
+request_context session::context_for(const wire::request& req) const noexcept {
+  request_context rc;
+  rc.name = req.head.name;
+  rc.enc = req.head.enc;
+  rc.body = req.body;
+  rc.line_form = req.line_form;
+  rc.length = req.head.length;
+  rc.id = req.head.id;
+  rc.peer = &peer_;
+  return rc;
+}
+
+bool session::deadline_passed(const wire::request& req) const {
+  if (!req.head.deadline_ms) return false;
+  return std::chrono::steady_clock::now() >
+         last_read_ + std::chrono::milliseconds(*req.head.deadline_ms);
+}
+
+void session::append_reply(const request_context& rc, const reply_writer& writer) {
+  if (const auto& failure = writer.failure()) {
+    wire::append_error(out_, wire_code(failure->code), failure->message, rc.id);
+    return;
+  }
+  if (rc.line_form) {
+    // A line reply must stay one line, and must not look like an error frame.
+    if (body_.find('\n') != std::string::npos || body_.starts_with("ERR ")) {
+      wire::append_error(out_, errc::internal, "line handler returned more than one line", rc.id);
+      return;
+    }
+    wire::append_line(out_, body_);
+    return;
+  }
+  wire::append_ok(out_, body_, rc.id);
+}
+
+void session::run_sync(const handler_entry& entry, const wire::request& req) {
+  const request_context rc = context_for(req);
+  body_.clear();
+  reply_writer writer(body_);
+  try {
+    entry.sync(rc, writer);
+  } catch (const call_failed& e) {
+    writer.fail(wire_code(e.failure().code), e.failure().message);
+  } catch (const std::exception& e) {
+    log(log_level::warn, fmt::format("handler for {} threw: {}", rc.name, e.what()));
+    writer.fail(errc::internal, e.what());
+  }
+  append_reply(rc, writer);
+}
+
+asio::awaitable<void> session::run_async(const handler_entry& entry, const wire::request& req) {
+  const request_context rc = context_for(req);
+  body_.clear();
+  reply_writer writer(body_);
+  try {
+    co_await entry.async(rc, writer);
+  } catch (const call_failed& e) {
+    writer.fail(wire_code(e.failure().code), e.failure().message);
+  } catch (const std::exception& e) {
+    log(log_level::warn, fmt::format("handler for {} threw: {}", rc.name, e.what()));
+    writer.fail(errc::internal, e.what());
+  }
+  append_reply(rc, writer);
+}
+
+asio::awaitable<void> session::run_stream(const handler_entry& entry, const wire::request& req) {
+  // The handler's reads may reuse the buffer the name lives in: keep a copy.
+  const std::string name(req.head.name);
+  request_context rc = context_for(req);
+  rc.name = name;
+  if (auto ec = co_await flush(); ec) co_return;
+  co_await entry.stream(rc, *this);
+}
+
+asio::awaitable<void> session::run_commands() {
+  const handler_entry* entry = nullptr;
+  auto rule_for = [&](std::string_view name) {
+    const auto it = handlers_.find(name);
+    entry = it == handlers_.end() ? nullptr : &it->second;
+    return entry != nullptr ? entry->rule() : wire::body_rule::framed;
+  };
+  for (;;) {
+    std::size_t need = 0;
+    for (;;) {  // every complete request already buffered
+      entry = nullptr;
+      const wire::request_parse parsed = wire::parse_request(pending(), opt_.limits, rule_for);
+      if (parsed.state == wire::status::need_more) {
+        consume(parsed.size);  // blank lines before an incomplete request
+        need = bytes_needed();
+        break;
+      }
+      if (parsed.state == wire::status::error) {
+        // The framing is lost: say why, then close, since nothing after it can be trusted.
+        log(log_level::info, fmt::format("closing after {}: {}", wire_name(parsed.error),
+                                         parsed.detail));
+        wire::append_error(out_, parsed.error, parsed.detail);
+        co_await flush();
+        co_return;
+      }
+      consume(parsed.size);
+      const wire::request& req = parsed.req;
+      if (entry == nullptr) {
+        wire::append_error(out_, errc::unknown_command,
+                           fmt::format("unknown command '{}'", req.head.name), req.head.id);
+      } else if (deadline_passed(req)) {
+        wire::append_error(out_, errc::deadline_exceeded,
+                           "deadline passed before the request could run", req.head.id);
+      } else if (entry->sync) {
+        run_sync(*entry, req);
+      } else if (entry->async) {
+        co_await run_async(*entry, req);
+      } else {
+        co_await run_stream(*entry, req);
+        if (!socket_.is_open()) co_return;
+      }
+    }
+    if (auto ec = co_await flush(); ec) {
+      if (!is_normal_close(ec)) log(log_level::info, fmt::format("write failed: {}", ec.message()));
+      co_return;
+    }
+    if (auto ec = co_await read_more(need); ec) {
+      if (!is_normal_close(ec)) log(log_level::info, fmt::format("read failed: {}", ec.message()));
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<result<std::string_view>> session::async_read_line() {
+  for (;;) {
+    const wire::line_parse line = wire::parse_line(pending(), opt_.limits.max_line);
+    if (line.state == wire::status::complete) {
+      consume(line.size);
+      co_return line.line;
+    }
+    if (line.state == wire::status::error) {
+      co_return error{make_error_code(errc::too_large), "line longer than the line limit"};
+    }
+    if (auto ec = co_await flush(); ec) co_return error{ec, ec.message()};
+    if (auto ec = co_await read_more(end_ - begin_ + 1); ec) co_return error{ec, ec.message()};
+  }
+}
+
+asio::awaitable<result<std::string_view>> session::async_read_exact(std::size_t n) {
+  if (n > opt_.limits.max_body) {
+    co_return error{make_error_code(errc::too_large), "read larger than the body limit"};
+  }
+  while (end_ - begin_ < n) {
+    if (auto ec = co_await flush(); ec) co_return error{ec, ec.message()};
+    if (auto ec = co_await read_more(n); ec) co_return error{ec, ec.message()};
+  }
+  const std::string_view bytes = pending().substr(0, n);
+  consume(n);
+  co_return bytes;
+}
+
+asio::awaitable<result<std::string_view>> session::async_read_some() {
+  if (end_ == begin_) {
+    if (auto ec = co_await flush(); ec) co_return error{ec, ec.message()};
+    if (auto ec = co_await read_more(1); ec) co_return error{ec, ec.message()};
+  }
+  const std::string_view bytes = pending();
+  consume(bytes.size());
+  co_return bytes;
+}
+
+asio::awaitable<result<void>> session::async_write(std::string_view bytes) {
+  boost::system::error_code ec;
+  if (out_.empty()) {
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), nothrow);
+  } else {
+    const std::array<asio::const_buffer, 2> both{asio::buffer(out_),
+                                                 asio::buffer(bytes.data(), bytes.size())};
+    std::tie(ec, std::ignore) = co_await asio::async_write(socket_, both, nothrow);
+    out_.clear();
+  }
+  if (ec) co_return error{ec, ec.message()};
+  co_return result<void>{};
+}
+
+asio::awaitable<void> run_session(const handler_map& handlers, const endpoint_options& opt,
+                                  worker& home, tcp::socket socket,
+                                  const connection_handler* raw) {
+  session s(handlers, opt, home, std::move(socket));
+  if (home.stopping.load()) co_return;  // the destructor path closes the socket
+  try {
+    if (raw != nullptr) {
+      co_await s.run_raw(*raw);
+    } else {
+      co_await s.run_commands();
+    }
+  } catch (const std::exception& e) {
+    // Handlers' exceptions are caught per request; this is a bug in a stream handler or here.
+    log_line(opt, log_level::error, fmt::format("session ended by exception: {}", e.what()));
+  }
+}
+
+void close_sessions(worker& home) {
+  for (session* s : home.sessions) s->close();
+}
+
+}  // namespace cmdwire::detail

@@ -45,6 +45,9 @@ struct request_context {
   wire::encoding enc = wire::encoding::bin;
   std::string_view body;
   bool line_form = false;  ///< sent as `NAME\nLINE\n`: the reply goes back as one bare line.
+  /// The declared LENGTH. For stream handlers the body is still unread: read it yourself.
+  std::optional<std::size_t> length;
+  std::optional<std::uint64_t> id;
   const asio::ip::tcp::endpoint* peer = nullptr;
 };
 

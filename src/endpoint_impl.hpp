@@ -1,0 +1,69 @@
+// Internal state of an endpoint, shared by src/endpoint.cpp (lifecycle, accept loops) and
+// src/session.cpp (one connection). Not installed.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cmdwire/endpoint.hpp"
+
+namespace cmdwire::detail {
+
+struct handler_entry {
+  raw_handler sync;
+  async_raw_handler async;
+  stream_handler stream;
+  bool line = false;
+
+  [[nodiscard]] wire::body_rule rule() const noexcept {
+    if (stream) return wire::body_rule::head_only;
+    return line ? wire::body_rule::line : wire::body_rule::framed;
+  }
+};
+
+/// Heterogeneous lookup, so a name in the receive buffer finds its handler without a copy.
+struct name_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+using handler_map = std::unordered_map<std::string, handler_entry, name_hash, std::equal_to<>>;
+
+class session;
+
+/// One thread, one io_context: connections never migrate, so a session needs no locks.
+struct worker {
+  asio::io_context context{1};
+  std::thread thread;
+  /// Live sessions on this worker; touched only from this worker's thread.
+  std::list<session*> sessions;
+  /// Set by stop() before it posts close_sessions, so a session that starts after that
+  /// post ran closes itself instead of keeping the worker alive.
+  std::atomic<bool> stopping{false};
+};
+
+struct listener {
+  asio::ip::tcp::acceptor acceptor;
+  connection_handler raw;  ///< empty: the cmdwire command protocol.
+};
+
+void log_line(const endpoint_options& opt, log_level level, std::string_view text);
+
+/// Runs one accepted connection to completion on its worker. Defined in session.cpp.
+asio::awaitable<void> run_session(const handler_map& handlers, const endpoint_options& opt,
+                                  worker& home, asio::ip::tcp::socket socket,
+                                  const connection_handler* raw);
+
+/// Closes every session on `home` (call on home's thread).
+void close_sessions(worker& home);
+
+}  // namespace cmdwire::detail
