@@ -1,1 +1,115 @@
-int main() {}
+// cmdwire-server: serves the demo commands over TCP until SIGINT/SIGTERM.
+// Usage: cmdwire-server [--listen HOST:PORT] [--threads N] [--log-level LEVEL]
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <map>
+#include <mutex>
+
+#include "cmdwire/address.hpp"
+#include "cmdwire/endpoint.hpp"
+#include "demo/demo_service.hpp"
+
+namespace {
+
+constexpr std::uint16_t default_port = 61000;
+
+std::string_view level_name(cmdwire::log_level level) {
+  switch (level) {
+    case cmdwire::log_level::debug: return "debug";
+    case cmdwire::log_level::info: return "info";
+    case cmdwire::log_level::warn: return "warn";
+    case cmdwire::log_level::error: return "error";
+    case cmdwire::log_level::off: break;
+  }
+  return "off";
+}
+
+cmdwire::logger make_logger(cmdwire::log_level threshold) {
+  auto mutex = std::make_shared<std::mutex>();
+  return [threshold, mutex](cmdwire::log_level level, std::string_view text) {
+    if (level < threshold) return;
+    const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now());
+    std::lock_guard lock(*mutex);  // whole lines, even from several workers
+    fmt::print(stderr, "{:%Y-%m-%dT%H:%M:%S} {:5} {}\n", now, level_name(level), text);
+  };
+}
+
+/// --listen if given, else 127.0.0.1 with the PORT environment variable, else 61000.
+std::string default_listen() {
+  if (const char* port = std::getenv("PORT"); port != nullptr && *port != '\0') {
+    return fmt::format("127.0.0.1:{}", port);
+  }
+  return fmt::format("127.0.0.1:{}", default_port);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cmdwire-server: serves cmdwire's demo commands (STRING, STRUCT, PROTO, ECHO, "
+               "PING, DAYTIME, COMMANDS).\n"
+               "Example: cmdwire-server --listen 127.0.0.1:61000 --threads 2"};
+  std::string listen = default_listen();
+  unsigned threads = 0;
+  cmdwire::log_level level = cmdwire::log_level::info;
+  const std::map<std::string, cmdwire::log_level> levels{{"debug", cmdwire::log_level::debug},
+                                                         {"info", cmdwire::log_level::info},
+                                                         {"warn", cmdwire::log_level::warn},
+                                                         {"error", cmdwire::log_level::error},
+                                                         {"off", cmdwire::log_level::off}};
+  app.add_option("--listen", listen,
+                 "HOST:PORT to listen on; port 0 picks a free port (default 127.0.0.1:$PORT, "
+                 "else 127.0.0.1:61000). Listening beyond loopback is an explicit choice.");
+  app.add_option("--threads", threads, "I/O threads (default: one per core)");
+  app.add_option("--log-level", level, "debug, info, warn, error or off")
+      ->transform(CLI::CheckedTransformer(levels, CLI::ignore_case));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  auto where = cmdwire::parse_host_port(listen);
+  if (!where) {
+    fmt::print(stderr, "cmdwire-server: {}\n", where.error().message);
+    return 2;
+  }
+  cmdwire::endpoint_options options;
+  options.threads = threads;
+  options.log = make_logger(level);
+  cmdwire::endpoint ep(options);
+  cmdwire::demo::register_demo_commands(ep);
+  auto port = ep.listen(where->host, where->port);
+  if (!port) {
+    fmt::print(stderr, "cmdwire-server: {} — is another server using the port? Try --listen "
+                       "{}:0 for a free one.\n",
+               port.error().message, where->host);
+    return 3;
+  }
+  where->port = *port;
+  // Scripts and tests read this line to learn the port when they asked for port 0.
+  fmt::print("cmdwire-server listening on {}\n", where->to_string());
+  std::fflush(stdout);
+  options.log(cmdwire::log_level::info,
+              fmt::format("serving {} commands on {} with {} threads", ep.command_names().size(),
+                          where->to_string(), ep.options().threads));
+
+  boost::asio::io_context signals_context(1);
+  boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    options.log(cmdwire::log_level::info, fmt::format("signal {}: stopping", signo));
+    ep.stop();
+  });
+  ep.start();
+  signals_context.run();
+  ep.stop();
+  options.log(cmdwire::log_level::info, "stopped");
+  return 0;
+}
