@@ -1,1 +1,30 @@
-int main() {}
+// cmdwire: the command-line client. Sends any command by hand, runs the demo exchange, and
+// carries the socket toolbox (`cmdwire net ...`).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fmt/format.h>
+
+#include "client/cli.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "cmdwire: send commands to a cmdwire server.\n"
+      "Exit codes: 0 ok, 1 error reply (or failed check), 2 usage, 3 cannot connect or "
+      "connection lost.\n"
+      "Example: cmdwire call PING; cmdwire call STRUCT --json '{\"n\":1,\"s\":\"x\",\"m\":[],"
+      "\"p\":[],\"c\":{\"ptr_wrapper\":{\"valid\":0}}}'"};
+  app.require_subcommand(1);
+  cmdwire::cli::add_call_command(app);
+  cmdwire::cli::add_demo_command(app);
+  cmdwire::cli::add_net_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? cmdwire::cli::exit_ok : cmdwire::cli::exit_usage;
+  } catch (const cmdwire::cli::failure& f) {
+    std::fflush(stdout);
+    fmt::print(stderr, "cmdwire: {}\n", f.what());
+    return f.code();
+  }
+  return cmdwire::cli::exit_ok;
+}
