@@ -35,7 +35,7 @@ void run_demo(const std::string& address, double timeout_s) {
   fmt::print("<- depth={} entries={} bytes={} names={}\n\n", summary->depth, summary->entries,
              summary->bytes, summary->names);
 
-  const demo::Complex message = demo::make_sample_proto(2);
+  const demo::pb::Complex message = demo::make_sample_proto(2);
   fmt::print("-> PROTO (protobuf binary), this message:\n{}\n", as_pretty_json(message));
   auto reply = conn.call<demo::Proto>(message);
   if (!reply) fail_call("PROTO", reply.error());

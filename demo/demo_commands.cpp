@@ -25,10 +25,10 @@ Summary summarize(const ComplexData& root) {
   return out;
 }
 
-cmdwire::demo::Summary summarize(const cmdwire::demo::Complex& root) {
-  cmdwire::demo::Summary out;
+pb::Summary summarize(const pb::Complex& root) {
+  pb::Summary out;
   std::string names;
-  for (const Complex* level = &root; level != nullptr;
+  for (const pb::Complex* level = &root; level != nullptr;
        level = level->has_c() ? &level->c() : nullptr) {
     out.set_depth(out.depth() + 1);
     out.set_entries(out.entries() + static_cast<std::uint64_t>(level->m_size()));
@@ -55,9 +55,9 @@ ComplexData make_sample(std::uint32_t depth, std::size_t bytes_per_level) {
   return root;
 }
 
-cmdwire::demo::Complex make_sample_proto(std::uint32_t depth, std::size_t bytes_per_level) {
-  Complex root;
-  Complex* level = &root;
+pb::Complex make_sample_proto(std::uint32_t depth, std::size_t bytes_per_level) {
+  pb::Complex root;
+  pb::Complex* level = &root;
   for (std::uint32_t i = 0; i < depth; ++i) {
     if (i > 0) level = level->mutable_c();
     level->set_n(static_cast<std::int64_t>(i) + 1);

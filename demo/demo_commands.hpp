@@ -64,8 +64,8 @@ struct Struct {
 
 struct Proto {
   static constexpr std::string_view name = "PROTO";
-  using request = cmdwire::demo::Complex;
-  using response = cmdwire::demo::Summary;
+  using request = pb::Complex;
+  using response = pb::Summary;
 };
 
 /// Body back unchanged. Views on the server side: no copy, no allocation.
@@ -97,12 +97,12 @@ struct Commands {
 
 /// Summaries, computed without recursion (depth is bounded by the decoder anyway).
 [[nodiscard]] Summary summarize(const ComplexData& root);
-[[nodiscard]] cmdwire::demo::Summary summarize(const cmdwire::demo::Complex& root);
+[[nodiscard]] pb::Summary summarize(const pb::Complex& root);
 
 /// Builds a chain `depth` levels deep, each level with a small map and `bytes_per_level` bytes:
 /// the sample the CLI demo, tests and benchmarks send.
 [[nodiscard]] ComplexData make_sample(std::uint32_t depth, std::size_t bytes_per_level = 4);
-[[nodiscard]] cmdwire::demo::Complex make_sample_proto(std::uint32_t depth,
+[[nodiscard]] pb::Complex make_sample_proto(std::uint32_t depth,
                                                        std::size_t bytes_per_level = 4);
 
 /// Time as DAYTIME sends it: "Saturday, November 28, 2026 18:04:05-UTC".

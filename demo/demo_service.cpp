@@ -9,7 +9,7 @@ void register_demo_commands(cmdwire::endpoint& ep) {
   // The original Go STRING handler read one line and answered with a fixed thank-you.
   ep.handle<String>([](const std::string&) { return std::string("Thank you."); });
   ep.handle<Struct>([](const ComplexData& data) { return summarize(data); });
-  ep.handle<Proto>([](const Complex& data) { return summarize(data); });
+  ep.handle<Proto>([](const pb::Complex& data) { return summarize(data); });
   ep.handle<Echo>([](std::string_view body) { return body; });
   ep.handle<Ping>([](none) { return std::string("PONG"); });
   ep.handle<Daytime>([](none) { return daytime_now(); });

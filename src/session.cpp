@@ -75,6 +75,7 @@ class session final : public stream {
   asio::awaitable<result<std::string_view>> async_read_some() override;
   asio::awaitable<result<void>> async_write(std::string_view bytes) override;
   [[nodiscard]] const tcp::endpoint& peer() const noexcept override { return peer_; }
+  void log(log_level level, std::string_view what) const;
 
  private:
   [[nodiscard]] std::string_view pending() const noexcept {
@@ -96,7 +97,6 @@ class session final : public stream {
   [[nodiscard]] request_context context_for(const wire::request& req) const noexcept;
   void append_reply(const request_context& rc, const reply_writer& writer);
   [[nodiscard]] bool deadline_passed(const wire::request& req) const;
-  void log(log_level level, std::string_view what) const;
 
   const handler_map& handlers_;
   const endpoint_options& opt_;
@@ -344,6 +344,7 @@ asio::awaitable<void> run_session(const handler_map& handlers, const endpoint_op
                                   const connection_handler* raw) {
   session s(handlers, opt, home, std::move(socket));
   if (home.stopping.load()) co_return;  // the destructor path closes the socket
+  s.log(log_level::info, "connected");
   try {
     if (raw != nullptr) {
       co_await s.run_raw(*raw);
@@ -352,8 +353,9 @@ asio::awaitable<void> run_session(const handler_map& handlers, const endpoint_op
     }
   } catch (const std::exception& e) {
     // Handlers' exceptions are caught per request; this is a bug in a stream handler or here.
-    log_line(opt, log_level::error, fmt::format("session ended by exception: {}", e.what()));
+    s.log(log_level::error, fmt::format("session ended by exception: {}", e.what()));
   }
+  s.log(log_level::info, "disconnected");
 }
 
 void close_sessions(worker& home) {
