@@ -1,1 +1,96 @@
-// placeholder
+// Re-indents JSON reply bodies with the rapidjson that cereal uses: a SAX reader feeding a
+// pretty writer, so no DOM is built and nothing recurses however deep the input nests.
+#include "client/json_pretty.hpp"
+
+// cereal configures rapidjson through macros (assertions that throw, NaN/Inf flags); including
+// it first gives this file the same rapidjson as every other one, as the ODR requires.
+#include <cereal/archives/json.hpp>
+
+// Upstream cereal bundles rapidjson in its own namespace; Debian's cereal uses the system one.
+#if __has_include(<cereal/external/rapidjson/reader.h>)
+#include <cereal/external/rapidjson/memorystream.h>
+#include <cereal/external/rapidjson/prettywriter.h>
+#include <cereal/external/rapidjson/reader.h>
+#include <cereal/external/rapidjson/stringbuffer.h>
+namespace rj = CEREAL_RAPIDJSON_NAMESPACE;
+#else
+#include <rapidjson/memorystream.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+namespace rj = RAPIDJSON_NAMESPACE;
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <exception>
+
+namespace cmdwire::cli {
+
+namespace {
+
+/// A pretty writer that writes numbers exactly as they came (parsing them to double and back
+/// would turn 12345678901234567890 into 1.2345678901234567e19, and rapidjson's own RawNumber
+/// quotes them) and gives up past `max_bytes`: indentation grows with depth, so a reply of a
+/// million nested brackets would otherwise pretty-print to a terabyte.
+class bounded_writer : public rj::PrettyWriter<rj::StringBuffer> {
+ public:
+  bounded_writer(rj::StringBuffer& out, std::size_t max_bytes)
+      : PrettyWriter(out), out_(out), max_bytes_(max_bytes) {}
+
+  bool Null() { return PrettyWriter::Null() && fits(); }
+  bool Bool(bool b) { return PrettyWriter::Bool(b) && fits(); }
+  bool RawNumber(const Ch* str, rj::SizeType length, bool /*copy*/) {
+    return RawValue(str, length, rj::kNumberType) && fits();
+  }
+  bool String(const Ch* str, rj::SizeType length, bool copy) {
+    return PrettyWriter::String(str, length, copy) && fits();
+  }
+  bool Key(const Ch* str, rj::SizeType length, bool copy) {
+    return PrettyWriter::Key(str, length, copy) && fits();
+  }
+  bool StartObject() { return PrettyWriter::StartObject() && fits(); }
+  bool EndObject(rj::SizeType members) { return PrettyWriter::EndObject(members) && fits(); }
+  bool StartArray() { return PrettyWriter::StartArray() && fits(); }
+  bool EndArray(rj::SizeType elements) { return PrettyWriter::EndArray(elements) && fits(); }
+
+ private:
+  [[nodiscard]] bool fits() const { return out_.GetSize() <= max_bytes_; }
+
+  rj::StringBuffer& out_;
+  std::size_t max_bytes_;
+};
+
+/// Room for ordinary indentation (a 300-deep demo chain grows about 40x), not for abuse.
+std::size_t output_budget(std::size_t input) {
+  constexpr std::size_t floor = std::size_t{4} << 20;
+  return std::max(floor, 16 * input);
+}
+
+}  // namespace
+
+std::optional<std::string> pretty_json(std::string_view json) {
+  // MemoryStream reports '\0' at the end of input, so a NUL inside would silently end the
+  // document early; raw NUL is never valid JSON anyway.
+  if (json.find('\0') != std::string_view::npos) return std::nullopt;
+  try {
+    rj::MemoryStream in(json.data(), json.size());
+    rj::StringBuffer out;
+    bounded_writer writer(out, output_budget(json.size()));
+    writer.SetIndent(' ', 2);
+    rj::Reader reader;
+    // Iterative: a hostile reply nested 100,000 deep costs heap, not stack. NaN/Inf because
+    // cereal writes them for non-finite floats.
+    constexpr unsigned flags =
+        rj::kParseIterativeFlag | rj::kParseNumbersAsStringsFlag | rj::kParseNanAndInfFlag;
+    // Fails on invalid JSON and when the writer runs out of budget; either way the caller
+    // prints the body as it came.
+    if (!reader.Parse<flags>(in, writer)) return std::nullopt;
+    return std::string(out.GetString(), out.GetSize());
+  } catch (const std::exception&) {
+    // cereal makes rapidjson's internal assertions throw; treat those as "not JSON" too.
+    return std::nullopt;
+  }
+}
+
+}  // namespace cmdwire::cli

@@ -27,10 +27,14 @@ struct none {
 
 /// Bounds on the work a decoder may do for one body, beyond the body size itself.
 struct decode_limits {
-  /// Deepest nesting of values (cereal: nested fields; JSON and protobuf: nested
-  /// objects/messages). A recursive struct nests about two levels per link. Deep enough for
-  /// real data, shallow enough that decoding cannot overflow the stack.
-  std::size_t max_depth = 512;
+  /// Deepest nesting of values (cereal binary: every value, name-value wrappers included;
+  /// JSON: objects and arrays; protobuf binary: messages). One link of a recursive chain like
+  /// demo::ComplexData costs 6 levels in cereal binary (the struct, the field's name-value
+  /// pair, the unique_ptr, its ptr_wrapper, that wrapper's pair and "data"), 3 in JSON and 1 in
+  /// protobuf, so the default admits 170 ComplexData links or 1024 nested protobuf messages.
+  /// Measured stack at the limit, Debug + ASan: under 0.7 MiB (about 2 KiB per ComplexData
+  /// link, 0.35 KiB per protobuf level), a tenth of a default 8 MiB thread stack.
+  std::size_t max_depth = 1024;
 };
 
 template <class T>
@@ -85,7 +89,9 @@ result<void> decode_protobuf(std::string_view body, wire::encoding enc,
                              google::protobuf::Message& m, const decode_limits& lim);
 
 /// Rejects JSON nested deeper than `max_depth` without recursing, so neither rapidjson nor
-/// protobuf's JSON parser ever sees a document that could exhaust the stack.
+/// protobuf's JSON parser ever sees a document that could exhaust the stack. Also rejects a
+/// body that is visibly not one value (a closer with nothing open, a top-level `,` or `:`),
+/// which splicing it into cereal's {"value0":...} wrapper would otherwise let through.
 result<void> check_json_depth(std::string_view json, std::size_t max_depth);
 
 result<void> decode_failure(std::string_view what);
@@ -95,6 +101,11 @@ inline constexpr std::string_view json_wrap_key = "value0";
 void unwrap_cereal_json(std::string& json, std::size_t from);
 }  // namespace detail
 
+/// Protobuf messages: binary is the message's wire format, JSON its canonical JSON mapping
+/// (compact). Beyond `decode_limits`, protobuf 3.21's JSON converter has fixed limits of its
+/// own: it cannot print messages nested deeper than 65 levels (encode throws
+/// std::runtime_error, leaving `out` as it was) and refuses JSON nested deeper than 100
+/// objects (decode: bad_body). Binary has neither limit.
 template <protobuf_message T>
 struct codec<T> {
   static void encode(const T& v, wire::encoding enc, std::string& out) {
