@@ -16,6 +16,7 @@
 #include <deque>
 #include <fmt/format.h>
 #include <future>
+#include <optional>
 #include <queue>
 #include <thread>
 #include <vector>
@@ -48,8 +49,8 @@ struct client::impl {
   std::string address;
   asio::io_context context{1};
   tcp::socket socket{context};
-  asio::executor_work_guard<asio::io_context::executor_type> keep_running{
-      context.get_executor()};
+  /// Engaged once connected, so the connect phase's run() can return when it is done.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   std::thread thread;
 
   // Everything below is touched only on the client's thread.
@@ -271,6 +272,7 @@ result<client> client::connect(std::string_view host_port, client_options option
   boost::system::error_code ignored;
   p->socket.set_option(tcp::no_delay(true), ignored);
   impl* raw = p.get();
+  raw->keep_running.emplace(raw->context.get_executor());
   asio::post(p->context, [raw] { raw->start_read(); });
   p->thread = std::thread([raw] { raw->context.run(); });
   return client(std::move(p));

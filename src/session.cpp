@@ -25,7 +25,7 @@ constexpr std::size_t initial_buffer_size = 4096;
 constexpr std::size_t shrink_idle_buffer_above = 64 * 1024;
 
 /// The wire code for a failure a handler reported; codes from other categories are internal.
-errc wire_code(const boost::system::error_code& code) {
+errc wire_code(const std::error_code& code) {
   if (code.category() != error_category()) return errc::internal;
   const auto e = static_cast<errc>(code.value());
   return wire_name(e).empty() ? errc::internal : e;

@@ -124,6 +124,9 @@ class client {
 
   template <class Resp>
   asio::awaitable<result<Resp>> async_typed_call(std::string frame, call_options opt);
+  template <class Token>
+  auto async_send(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
+                  Token&& token);
 
   std::unique_ptr<impl> impl_;
 };
@@ -132,15 +135,22 @@ class client {
 [[nodiscard]] error make_error(errc code, std::string message = {});
 
 template <class Token>
+auto client::async_send(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
+                        Token&& token) {
+  return asio::async_initiate<Token, raw_call_signature>(
+      [this](auto handler, std::string f, bool line, std::chrono::milliseconds dl) {
+        start_call(std::move(f), line, dl,
+                   asio::any_completion_handler<raw_call_signature>(std::move(handler)));
+      },
+      token, std::move(frame), line_reply, deadline);
+}
+
+template <class Token>
 auto client::async_call_raw(std::string_view name, std::string_view body, call_options opt,
                             Token&& token) {
   const auto deadline = effective_deadline(opt);
-  return asio::async_initiate<Token, raw_call_signature>(
-      [this](auto handler, std::string frame, std::chrono::milliseconds dl) {
-        start_call(std::move(frame), false, dl,
-                   asio::any_completion_handler<raw_call_signature>(std::move(handler)));
-      },
-      token, make_frame(name, opt.enc, body, deadline), deadline);
+  return async_send(make_frame(name, opt.enc, body, deadline), false, deadline,
+                    std::forward<Token>(token));
 }
 
 template <command C>
@@ -155,14 +165,8 @@ result<received_t<typename C::response>> client::call(const typename C::request&
 
 template <class Resp>
 asio::awaitable<result<Resp>> client::async_typed_call(std::string frame, call_options opt) {
-  const auto deadline = effective_deadline(opt);
-  auto [ec, body] = co_await asio::async_initiate<decltype(asio::as_tuple(asio::use_awaitable)),
-                                                  raw_call_signature>(
-      [this](auto handler, std::string f, std::chrono::milliseconds dl) {
-        start_call(std::move(f), false, dl,
-                   asio::any_completion_handler<raw_call_signature>(std::move(handler)));
-      },
-      asio::as_tuple(asio::use_awaitable), std::move(frame), deadline);
+  auto [ec, body] = co_await async_send(std::move(frame), false, effective_deadline(opt),
+                                        asio::as_tuple(asio::use_awaitable));
   if (ec) co_return error{ec, std::move(body)};
   co_return decode_reply<Resp>(std::move(body), opt.enc);
 }

@@ -1,0 +1,116 @@
+// Test fixtures: an in-process endpoint on 127.0.0.1 port 0 with the demo commands plus a few
+// test-only ones, and a blocking raw socket for byte-exact checks.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <sys/socket.h>
+
+#include "cmdwire/endpoint.hpp"
+#include "demo/demo_service.hpp"
+
+namespace cmdwire::test {
+
+/// Test-only commands.
+struct Throw {  ///< always throws std::runtime_error("boom: " + body)
+  static constexpr std::string_view name = "THROW";
+  using request = std::string;
+  using response = std::string;
+};
+struct Sleep {  ///< async: waits `body` milliseconds on a timer, then answers "slept"
+  static constexpr std::string_view name = "SLEEP";
+  using request = std::string;
+  using response = std::string;
+};
+
+/// An endpoint serving the demo commands and the test commands above, started on port 0.
+class test_server {
+ public:
+  explicit test_server(endpoint_options options = {}) : ep_(with_defaults(std::move(options))) {
+    demo::register_demo_commands(ep_);
+    ep_.handle<Throw>([](const std::string& body) -> std::string {
+      throw std::runtime_error("boom: " + body);
+    });
+    ep_.handle<Sleep>([](const std::string& ms) -> asio::awaitable<std::string> {
+      asio::steady_timer timer(co_await asio::this_coro::executor);
+      timer.expires_after(std::chrono::milliseconds(std::stoi(ms)));
+      co_await timer.async_wait(asio::use_awaitable);
+      co_return std::string("slept");
+    });
+    // A stream handler: reads LENGTH bytes itself and answers with them reversed, framed.
+    ep_.handle_stream("REVERSE",
+                      [](const request_context& rc, stream& s) -> asio::awaitable<void> {
+                        auto body = co_await s.async_read_exact(rc.length.value_or(0));
+                        if (!body) co_return;
+                        std::string reply(body->rbegin(), body->rend());
+                        std::string frame;
+                        wire::append_ok(frame, reply);
+                        (void)co_await s.async_write(frame);
+                      });
+    auto port = ep_.listen("127.0.0.1", 0);
+    if (!port) throw std::runtime_error(port.error().message);
+    port_ = *port;
+    ep_.start();
+  }
+
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  endpoint& ep() { return ep_; }
+
+ private:
+  static endpoint_options with_defaults(endpoint_options o) {
+    if (o.threads == 0) o.threads = 2;
+    return o;
+  }
+  endpoint ep_;
+  std::uint16_t port_ = 0;
+};
+
+/// A blocking TCP socket whose reads give up after 10 s, so a broken server fails the test
+/// instead of hanging it.
+class raw_socket {
+ public:
+  explicit raw_socket(std::uint16_t port) : socket_(context_) {
+    socket_.connect({asio::ip::make_address("127.0.0.1"), port});
+    timeval tv{10, 0};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void send(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes.data(), bytes.size())); }
+  /// Reads exactly n bytes (throws on EOF or timeout).
+  std::string read_exact(std::size_t n) {
+    std::string out(n, '\0');
+    asio::read(socket_, asio::buffer(out));
+    return out;
+  }
+  /// Reads until the peer closes; returns everything received.
+  std::string read_to_eof() {
+    std::string out;
+    boost::system::error_code ec;
+    char chunk[4096];
+    for (;;) {
+      const std::size_t n = socket_.read_some(asio::buffer(chunk), ec);
+      out.append(chunk, n);
+      if (ec) break;
+    }
+    last_error_ = ec;
+    return out;
+  }
+  [[nodiscard]] boost::system::error_code last_error() const { return last_error_; }
+  void shutdown_send() { socket_.shutdown(asio::ip::tcp::socket::shutdown_send); }
+  asio::ip::tcp::socket& socket() { return socket_; }
+
+ private:
+  asio::io_context context_;
+  asio::ip::tcp::socket socket_;
+  boost::system::error_code last_error_;
+};
+
+}  // namespace cmdwire::test
