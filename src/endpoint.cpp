@@ -225,7 +225,9 @@ void endpoint::stop() {
       }
       for (auto& w : impl_->workers) {
         w->stopping.store(true);
-        asio::post(w->context, [worker = w.get()] { detail::close_sessions(*worker); });
+        asio::post(w->context, [worker = w.get(), timeout = impl_->options.drain_timeout] {
+          detail::drain_sessions(*worker, timeout);
+        });
       }
       // Once their connections have wound down the contexts run out of work and return.
       impl_->keep_running.clear();

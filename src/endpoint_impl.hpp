@@ -5,6 +5,9 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <optional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -41,14 +44,23 @@ using handler_map = std::unordered_map<std::string, handler_entry, name_hash, st
 class session;
 
 /// One thread, one io_context: connections never migrate, so a session needs no locks.
+/// Member order matters: destroying the context destroys suspended sessions, which unregister
+/// from `sessions` and look at `drain_deadline`, so both outlive the context.
 struct worker {
-  asio::io_context context{1};
-  std::thread thread;
   /// Live sessions on this worker; touched only from this worker's thread.
   std::list<session*> sessions;
-  /// Set by stop() before it posts close_sessions, so a session that starts after that
+  /// Set by stop() before it posts drain_sessions, so a session that starts after that
   /// post ran closes itself instead of keeping the worker alive.
   std::atomic<bool> stopping{false};
+  /// Bounds the drain: when it fires, whatever still runs on this worker is abandoned.
+  std::optional<asio::steady_timer> drain_deadline;
+  asio::io_context context{1};
+  std::thread thread;
+
+  worker() = default;
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+  ~worker() { drain_deadline.reset(); }  // a timer must not outlive its context
 };
 
 struct listener {
@@ -63,7 +75,9 @@ asio::awaitable<void> run_session(const handler_map& handlers, const endpoint_op
                                   worker& home, asio::ip::tcp::socket socket,
                                   const connection_handler* raw);
 
-/// Closes every session on `home` (call on home's thread).
-void close_sessions(worker& home);
+/// Asks every session on `home` to finish the requests it has read, flush their replies and
+/// close; idle ones close at once. After `timeout` the worker stops regardless. Call on
+/// home's thread.
+void drain_sessions(worker& home, std::chrono::milliseconds timeout);
 
 }  // namespace cmdwire::detail

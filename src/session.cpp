@@ -56,12 +56,19 @@ class session final : public stream {
   ~session() override {
     close();
     home_.sessions.erase(registration_);
+    if (home_.sessions.empty() && home_.drain_deadline) home_.drain_deadline->cancel();
   }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
   asio::awaitable<void> run_commands();
   asio::awaitable<void> run_raw(const connection_handler& fn) { co_await fn(*this); }
+
+  /// Finish what has been read, then close; a session waiting for input closes now.
+  void request_stop() noexcept {
+    draining_ = true;
+    if (reading_) close();
+  }
 
   /// Ends the session: pending reads and writes complete with operation_aborted.
   void close() noexcept {
@@ -111,6 +118,8 @@ class session final : public stream {
   std::chrono::steady_clock::time_point last_read_{};
   std::string out_;   ///< replies not written yet, in request order.
   std::string body_;  ///< scratch for one reply body; reused.
+  bool reading_ = false;   ///< waiting for input: nothing owed to the peer right now
+  bool draining_ = false;  ///< the endpoint is stopping: read nothing more
 };
 
 void session::log(log_level level, std::string_view what) const {
@@ -145,8 +154,11 @@ asio::awaitable<boost::system::error_code> session::read_more(std::size_t need) 
     buffer_ = std::vector<char>(initial_buffer_size);
     begin_ = end_ = 0;
   }
+  if (draining_) co_return asio::error::operation_aborted;
+  reading_ = true;
   auto [ec, n] = co_await socket_.async_read_some(
       asio::buffer(buffer_.data() + end_, buffer_.size() - end_), nothrow);
+  reading_ = false;
   end_ += n;
   last_read_ = std::chrono::steady_clock::now();
   co_return ec;
@@ -358,8 +370,17 @@ asio::awaitable<void> run_session(const handler_map& handlers, const endpoint_op
   s.log(log_level::info, "disconnected");
 }
 
-void close_sessions(worker& home) {
-  for (session* s : home.sessions) s->close();
+void drain_sessions(worker& home, std::chrono::milliseconds timeout) {
+  // request_stop may close a session, but it unregisters only when its coroutine resumes.
+  for (session* s : home.sessions) s->request_stop();
+  if (home.sessions.empty()) return;
+  home.drain_deadline.emplace(home.context, timeout);
+  home.drain_deadline->async_wait([&home](boost::system::error_code ec) {
+    if (ec) return;
+    // Peers see the close now; the abandoned coroutines are destroyed with the context.
+    for (session* s : home.sessions) s->close();
+    home.context.stop();
+  });
 }
 
 }  // namespace cmdwire::detail

@@ -185,7 +185,9 @@ TEST_CASE("connection failures", "[client]") {
     CHECK(c.error().code == errc::bad_address);
   }
   SECTION("the server goes away with a call in flight") {
-    test_server server;
+    cmdwire::endpoint_options options;
+    options.drain_timeout = std::chrono::milliseconds(50);
+    test_server server(options);
     auto c = connect(server);
     std::thread stopper([&] {
       while (c.in_flight() == 0) std::this_thread::yield();

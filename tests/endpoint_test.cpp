@@ -216,6 +216,27 @@ TEST_CASE("endpoint lifecycle", "[endpoint]") {
     server.ep().stop();
     CHECK(s.read_to_eof().empty());
   }
+  SECTION("stop lets a running request finish and flushes its reply before closing") {
+    test_server server;
+    raw_socket s(server.port());
+    s.send("SLEEP 3\n300PING\n");
+    while (server.sleeps_started() == 0) std::this_thread::yield();
+    server.ep().stop();
+    // Both requests were read before stop, so both are answered; then the server closes.
+    CHECK(s.read_to_eof() == "OK 5\nslept\nOK 4\nPONG\n");
+  }
+  SECTION("a handler that outlives drain_timeout is abandoned") {
+    cmdwire::endpoint_options options;
+    options.drain_timeout = std::chrono::milliseconds(100);
+    test_server server(options);
+    raw_socket s(server.port());
+    s.send("SLEEP 5\n60000");
+    while (server.sleeps_started() == 0) std::this_thread::yield();
+    const auto start = std::chrono::steady_clock::now();
+    server.ep().stop();
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
+    CHECK(s.read_to_eof().empty());
+  }
   SECTION("stop from two threads at once") {
     test_server server;
     std::thread a([&] { server.ep().stop(); });

@@ -36,6 +36,9 @@ struct endpoint_options {
   decode_limits decode;   ///< nesting limit for typed bodies.
   unsigned threads = 0;   ///< io_context threads; 0 means one per core.
   logger log;             ///< empty: no logging.
+  /// How long stop() lets connections finish the requests they have already read; after
+  /// that, handlers still running are abandoned and their connections closed.
+  std::chrono::milliseconds drain_timeout{5000};
 };
 
 /// What a handler sees of one request. Views point into the connection's receive buffer and
@@ -146,8 +149,9 @@ class endpoint {
   void wait();
   /// `start()` then `wait()`.
   void run();
-  /// Stops accepting, closes every connection, joins the workers. Idempotent; callable from any
-  /// thread (including a handler, where it does not wait for itself).
+  /// Stops accepting; each connection finishes the requests it has read, flushes their replies
+  /// and closes (idle ones at once); waits at most drain_timeout, then joins the workers.
+  /// Idempotent; callable from any thread (from a handler it returns without waiting).
   void stop();
 
  private:

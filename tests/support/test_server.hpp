@@ -8,10 +8,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "cmdwire/endpoint.hpp"
@@ -39,7 +41,8 @@ class test_server {
     ep_.handle<Throw>([](const std::string& body) -> std::string {
       throw std::runtime_error("boom: " + body);
     });
-    ep_.handle<Sleep>([](const std::string& ms) -> asio::awaitable<std::string> {
+    ep_.handle<Sleep>([this](const std::string& ms) -> asio::awaitable<std::string> {
+      ++sleeps_started_;
       asio::steady_timer timer(co_await asio::this_coro::executor);
       timer.expires_after(std::chrono::milliseconds(std::stoi(ms)));
       co_await timer.async_wait(asio::use_awaitable);
@@ -64,12 +67,15 @@ class test_server {
   [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   endpoint& ep() { return ep_; }
+  /// SLEEP requests that have started running.
+  [[nodiscard]] int sleeps_started() const { return sleeps_started_.load(); }
 
  private:
   static endpoint_options with_defaults(endpoint_options o) {
     if (o.threads == 0) o.threads = 2;
     return o;
   }
+  std::atomic<int> sleeps_started_{0};
   endpoint ep_;
   std::uint16_t port_ = 0;
 };
@@ -80,37 +86,47 @@ class raw_socket {
  public:
   explicit raw_socket(std::uint16_t port) : socket_(context_) {
     socket_.connect({asio::ip::make_address("127.0.0.1"), port});
-    timeval tv{10, 0};
-    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
-  void send(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes.data(), bytes.size())); }
-  /// Reads exactly n bytes (throws on EOF or timeout).
+  void send(std::string_view bytes) {
+    asio::write(socket_, asio::buffer(bytes.data(), bytes.size()));
+  }
+  /// Reads exactly n bytes; throws on EOF or after 10 s without data.
   std::string read_exact(std::size_t n) {
-    std::string out(n, '\0');
-    asio::read(socket_, asio::buffer(out));
+    std::string out;
+    while (out.size() < n) {
+      const std::string chunk = read_some(n - out.size());
+      if (chunk.empty()) throw std::runtime_error("raw_socket: EOF before the expected bytes");
+      out += chunk;
+    }
     return out;
   }
-  /// Reads until the peer closes; returns everything received.
+  /// Reads until the peer closes (or resets); returns everything received.
   std::string read_to_eof() {
     std::string out;
-    boost::system::error_code ec;
-    char chunk[4096];
     for (;;) {
-      const std::size_t n = socket_.read_some(asio::buffer(chunk), ec);
-      out.append(chunk, n);
-      if (ec) break;
+      const std::string chunk = read_some(64 * 1024);
+      if (chunk.empty()) return out;
+      out += chunk;
     }
-    last_error_ = ec;
-    return out;
   }
-  [[nodiscard]] boost::system::error_code last_error() const { return last_error_; }
   void shutdown_send() { socket_.shutdown(asio::ip::tcp::socket::shutdown_send); }
   asio::ip::tcp::socket& socket() { return socket_; }
 
  private:
+  /// Up to `max` bytes; empty at EOF or reset. Polls first: asio's blocking read would
+  /// ignore SO_RCVTIMEO and wait forever.
+  std::string read_some(std::size_t max) {
+    pollfd p{socket_.native_handle(), POLLIN, 0};
+    const int ready = ::poll(&p, 1, 10000);
+    if (ready == 0) throw std::runtime_error("raw_socket: no data within 10 s");
+    std::string chunk(max, '\0');
+    const ssize_t n = ::recv(socket_.native_handle(), chunk.data(), max, 0);
+    chunk.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return chunk;
+  }
+
   asio::io_context context_;
   asio::ip::tcp::socket socket_;
-  boost::system::error_code last_error_;
 };
 
 }  // namespace cmdwire::test
