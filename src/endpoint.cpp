@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <fmt/format.h>
 #include <stdexcept>
 
@@ -37,8 +38,9 @@ enum class lifecycle { init, running, stopping, stopped };
 }  // namespace
 
 struct endpoint::impl {
-  endpoint_options options;
-  detail::handler_map handlers;
+  detail::endpoint_state shared;
+  endpoint_options& options = shared.options;
+  detail::handler_map& handlers = shared.handlers;
   std::vector<std::unique_ptr<detail::worker>> workers;
   std::vector<std::unique_ptr<detail::listener>> listeners;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
@@ -73,11 +75,27 @@ struct endpoint::impl {
       }
       boost::system::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);  // replies are batched already
+      if (shared.connections.load() >= options.max_connections) {
+        ++shared.rejected_busy;
+        asio::co_spawn(target.context, refuse_busy(std::move(socket)), asio::detached);
+        continue;
+      }
+      ++shared.connections;  // the session gives it back when it ends
+      ++shared.accepted;
       asio::co_spawn(target.context,
-                     detail::run_session(handlers, options, target, std::move(socket),
+                     detail::run_session(shared, target, std::move(socket),
                                          l.raw ? &l.raw : nullptr),
                      asio::detached);
     }
+  }
+
+  /// Tells an over-limit connection why it is closed; the write is best effort.
+  static asio::awaitable<void> refuse_busy(tcp::socket socket) {
+    std::string reply;
+    wire::append_error(reply, errc::busy, "server at its connection limit; try again later");
+    co_await asio::async_write(socket, asio::buffer(reply), nothrow);
+    boost::system::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
   }
 
   void join() {
@@ -195,6 +213,12 @@ std::vector<std::string> endpoint::command_names() const {
 }
 
 const endpoint_options& endpoint::options() const noexcept { return impl_->options; }
+
+endpoint_stats endpoint::stats() const noexcept {
+  const auto& st = impl_->shared;
+  return {st.connections.load(), st.buffered_bytes.load(), st.accepted.load(),
+          st.rejected_busy.load(), st.timed_out.load()};
+}
 
 void endpoint::start() {
   std::lock_guard lock(impl_->mutex);

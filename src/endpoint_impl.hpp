@@ -70,10 +70,20 @@ struct listener {
 
 void log_line(const endpoint_options& opt, log_level level, std::string_view text);
 
+/// What every session of an endpoint shares: read-only after start, plus atomic counters.
+struct endpoint_state {
+  endpoint_options options;
+  handler_map handlers;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> buffered_bytes{0};
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> rejected_busy{0};
+  std::atomic<std::uint64_t> timed_out{0};
+};
+
 /// Runs one accepted connection to completion on its worker. Defined in session.cpp.
-asio::awaitable<void> run_session(const handler_map& handlers, const endpoint_options& opt,
-                                  worker& home, asio::ip::tcp::socket socket,
-                                  const connection_handler* raw);
+asio::awaitable<void> run_session(endpoint_state& state, worker& home,
+                                  asio::ip::tcp::socket socket, const connection_handler* raw);
 
 /// Asks every session on `home` to finish the requests it has read, flush their replies and
 /// close; idle ones close at once. After `timeout` the worker stops regardless. Call on

@@ -2,11 +2,14 @@
 // in it, and writes all the replies of one read in a single write (pipelining).
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
@@ -41,10 +44,10 @@ bool is_normal_close(const boost::system::error_code& ec) {
 
 class session final : public stream {
  public:
-  session(const handler_map& handlers, const endpoint_options& opt, worker& home,
-          tcp::socket socket)
-      : handlers_(handlers),
-        opt_(opt),
+  session(endpoint_state& state, worker& home, tcp::socket socket)
+      : state_(state),
+        handlers_(state.handlers),
+        opt_(state.options),
         home_(home),
         socket_(std::move(socket)),
         buffer_(initial_buffer_size) {
@@ -52,16 +55,23 @@ class session final : public stream {
     peer_ = socket_.remote_endpoint(ec);
     home_.sessions.push_front(this);
     registration_ = home_.sessions.begin();
+    account();
   }
   ~session() override {
     close();
     home_.sessions.erase(registration_);
+    state_.buffered_bytes -= accounted_;
+    --state_.connections;
     if (home_.sessions.empty() && home_.drain_deadline) home_.drain_deadline->cancel();
   }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
   asio::awaitable<void> run_commands();
+  /// Closes the connection when the current deadline passes (idle, request, write).
+  asio::awaitable<void> watchdog();
+  /// `AUTH <token>` as the first line, when the endpoint requires it.
+  asio::awaitable<bool> authenticate();
   asio::awaitable<void> run_raw(const connection_handler& fn) { co_await fn(*this); }
 
   /// Finish what has been read, then close; a session waiting for input closes now.
@@ -105,6 +115,17 @@ class session final : public stream {
   void append_reply(const request_context& rc, const reply_writer& writer);
   [[nodiscard]] bool deadline_passed(const wire::request& req) const;
 
+  /// Keeps the endpoint's count of buffered bytes equal to what this session holds.
+  void account() noexcept {
+    const std::size_t now = buffer_.capacity() + out_.capacity() + body_.capacity();
+    state_.buffered_bytes += now - accounted_;  // unsigned wrap-around is the intended delta
+    accounted_ = now;
+  }
+  void set_deadline(std::chrono::milliseconds from_now) {
+    deadline_ = std::chrono::steady_clock::now() + from_now;
+  }
+
+  endpoint_state& state_;
   const handler_map& handlers_;
   const endpoint_options& opt_;
   worker& home_;
@@ -118,6 +139,11 @@ class session final : public stream {
   std::chrono::steady_clock::time_point last_read_{};
   std::string out_;   ///< replies not written yet, in request order.
   std::string body_;  ///< scratch for one reply body; reused.
+  std::size_t accounted_ = 0;
+  /// When the watchdog closes the connection; time_point::max() while a handler runs.
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  /// When the first bytes of the request now being received arrived.
+  std::optional<std::chrono::steady_clock::time_point> request_began_;
   bool reading_ = false;   ///< waiting for input: nothing owed to the peer right now
   bool draining_ = false;  ///< the endpoint is stopping: read nothing more
 };
@@ -154,11 +180,20 @@ asio::awaitable<boost::system::error_code> session::read_more(std::size_t need) 
     buffer_ = std::vector<char>(initial_buffer_size);
     begin_ = end_ = 0;
   }
+  account();
   if (draining_) co_return asio::error::operation_aborted;
+  if (have == 0) {
+    request_began_.reset();
+    set_deadline(opt_.idle_timeout);
+  } else {
+    if (!request_began_) request_began_ = last_read_;
+    deadline_ = *request_began_ + opt_.request_timeout;
+  }
   reading_ = true;
   auto [ec, n] = co_await socket_.async_read_some(
       asio::buffer(buffer_.data() + end_, buffer_.size() - end_), nothrow);
   reading_ = false;
+  deadline_ = std::chrono::steady_clock::time_point::max();
   end_ += n;
   last_read_ = std::chrono::steady_clock::now();
   co_return ec;
@@ -166,8 +201,13 @@ asio::awaitable<boost::system::error_code> session::read_more(std::size_t need) 
 
 asio::awaitable<boost::system::error_code> session::flush() {
   if (out_.empty()) co_return boost::system::error_code{};
+  set_deadline(opt_.write_timeout);
   auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), nothrow);
+  deadline_ = std::chrono::steady_clock::time_point::max();
   out_.clear();
+  // One huge reply must not pin its buffer for the rest of the connection.
+  if (out_.capacity() > opt_.max_reply_backlog) out_ = std::string();
+  account();
   co_return ec;
 }
 
@@ -252,9 +292,16 @@ asio::awaitable<void> session::run_commands() {
     entry = it == handlers_.end() ? nullptr : &it->second;
     return entry != nullptr ? entry->rule() : wire::body_rule::framed;
   };
+  if (!co_await authenticate()) co_return;
   for (;;) {
     std::size_t need = 0;
+    std::size_t answered = 0;
     for (;;) {  // every complete request already buffered
+      if (answered >= opt_.max_pipelined || out_.size() >= opt_.max_reply_backlog) {
+        // Backpressure: write what is owed before answering more of this read.
+        if (auto ec = co_await flush(); ec) co_return;
+        answered = 0;
+      }
       entry = nullptr;
       const wire::request_parse parsed = wire::parse_request(pending(), opt_.limits, rule_for);
       if (parsed.state == wire::status::need_more) {
@@ -271,6 +318,8 @@ asio::awaitable<void> session::run_commands() {
         co_return;
       }
       consume(parsed.size);
+      ++answered;
+      request_began_.reset();
       const wire::request& req = parsed.req;
       if (entry == nullptr) {
         wire::append_error(out_, errc::unknown_command,
@@ -338,6 +387,7 @@ asio::awaitable<result<std::string_view>> session::async_read_some() {
 
 asio::awaitable<result<void>> session::async_write(std::string_view bytes) {
   boost::system::error_code ec;
+  set_deadline(opt_.write_timeout);
   if (out_.empty()) {
     std::tie(ec, std::ignore) =
         co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), nothrow);
@@ -347,21 +397,75 @@ asio::awaitable<result<void>> session::async_write(std::string_view bytes) {
     std::tie(ec, std::ignore) = co_await asio::async_write(socket_, both, nothrow);
     out_.clear();
   }
+  deadline_ = std::chrono::steady_clock::time_point::max();
   if (ec) co_return error{ec, ec.message()};
   co_return result<void>{};
 }
 
-asio::awaitable<void> run_session(const handler_map& handlers, const endpoint_options& opt,
-                                  worker& home, tcp::socket socket,
+asio::awaitable<void> session::watchdog() {
+  // Waking on a period rather than re-arming per operation keeps timers off the per-request
+  // path; a timeout is enforced within a quarter of the shortest timeout.
+  const auto shortest = std::min({opt_.idle_timeout, opt_.request_timeout, opt_.write_timeout});
+  const auto period = std::max(shortest / 4, std::chrono::milliseconds(1));
+  asio::steady_timer timer(socket_.get_executor());
+  for (;;) {
+    timer.expires_after(period);
+    auto [ec] = co_await timer.async_wait(nothrow);
+    if (ec) co_return;  // cancelled: the session ended first
+    if (std::chrono::steady_clock::now() < deadline_) continue;
+    ++state_.timed_out;
+    log(log_level::info, request_began_ ? "request not completed in time: closing"
+                         : out_.empty() ? "idle too long: closing"
+                                        : "peer not reading replies: closing");
+    close();
+    co_return;
+  }
+}
+
+namespace {
+/// Compares without an early exit, so the time taken does not reveal how much matched.
+bool equal_constant_time(std::string_view a, std::string_view b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(i < a.size() ? a[i] : 0);
+    const auto y = static_cast<unsigned char>(i < b.size() ? b[i] : 0);
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+}  // namespace
+
+asio::awaitable<bool> session::authenticate() {
+  if (opt_.auth_token.empty()) co_return true;
+  set_deadline(opt_.request_timeout);
+  auto line = co_await async_read_line();
+  if (!line) co_return false;
+  constexpr std::string_view prefix = "AUTH ";
+  const bool ok = line->starts_with(prefix) &&
+                  equal_constant_time(line->substr(prefix.size()), opt_.auth_token);
+  if (!ok) {
+    log(log_level::warn, "authentication failed: closing");
+    wire::append_error(out_, errc::unauthorized,
+                       "authentication required: send AUTH <token> as the first line");
+    co_await flush();
+    co_return false;
+  }
+  wire::append_ok(out_, "");
+  co_return true;
+}
+
+asio::awaitable<void> run_session(endpoint_state& state, worker& home, tcp::socket socket,
                                   const connection_handler* raw) {
-  session s(handlers, opt, home, std::move(socket));
+  using namespace asio::experimental::awaitable_operators;
+  session s(state, home, std::move(socket));
   if (home.stopping.load()) co_return;  // the destructor path closes the socket
   s.log(log_level::info, "connected");
   try {
     if (raw != nullptr) {
-      co_await s.run_raw(*raw);
+      co_await (s.run_raw(*raw) || s.watchdog());
     } else {
-      co_await s.run_commands();
+      co_await (s.run_commands() || s.watchdog());
     }
   } catch (const std::exception& e) {
     // Handlers' exceptions are caught per request; this is a bug in a stream handler or here.

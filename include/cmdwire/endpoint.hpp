@@ -39,6 +39,25 @@ struct endpoint_options {
   /// How long stop() lets connections finish the requests they have already read; after
   /// that, handlers still running are abandoned and their connections closed.
   std::chrono::milliseconds drain_timeout{5000};
+
+  /// Connections served at once; one more is answered `ERR busy` and closed, so a flood of
+  /// connections cannot exhaust descriptors or memory.
+  std::size_t max_connections = 16384;
+  /// Requests answered from one read before their replies must be written: a pipelining
+  /// client that never reads stalls its own connection, not the server's memory.
+  std::size_t max_pipelined = 1024;
+  /// Reply bytes queued on one connection before the server writes them and stops reading.
+  std::size_t max_reply_backlog = 1u << 20;
+  /// A connection with no request in progress is closed after this long.
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+  /// From the first byte of a request to its last; a byte-a-minute client (slowloris) is
+  /// closed when it runs out.
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(30)};
+  /// Longest a write may wait for a peer that does not read.
+  std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
+  /// Non-empty: the first line of every connection must be `AUTH <token>`; anything else is
+  /// answered `ERR auth` and closed.
+  std::string auth_token;
 };
 
 /// What a handler sees of one request. Views point into the connection's receive buffer and
@@ -110,6 +129,15 @@ struct awaitable_value<asio::awaitable<T>> {
 };
 }  // namespace detail
 
+/// What an endpoint is holding right now (all connections, all workers).
+struct endpoint_stats {
+  std::size_t connections = 0;     ///< open connections
+  std::size_t buffered_bytes = 0;  ///< receive buffers and queued replies, all connections
+  std::uint64_t accepted = 0;      ///< connections accepted since start
+  std::uint64_t rejected_busy = 0; ///< connections refused with `ERR busy`
+  std::uint64_t timed_out = 0;     ///< connections closed by a timeout
+};
+
 /// A command server. Register handlers, `listen`, then `start` (or `run`); registration after
 /// `start` is not allowed. Non-copyable, non-movable: connections refer to it.
 class endpoint {
@@ -142,6 +170,8 @@ class endpoint {
   /// Names of the registered commands, sorted.
   [[nodiscard]] std::vector<std::string> command_names() const;
   [[nodiscard]] const endpoint_options& options() const noexcept;
+  /// A snapshot of the counters; callable from any thread.
+  [[nodiscard]] endpoint_stats stats() const noexcept;
 
   /// Starts the worker threads and accept loops; returns at once.
   void start();
