@@ -8,7 +8,10 @@
 #include <cstdlib>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <cmath>
+#include <fstream>
 #include <map>
+#include <thread>
 #include <mutex>
 
 #include "cmdwire/address.hpp"
@@ -69,6 +72,33 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "I/O threads (default: one per core)");
   app.add_option("--log-level", level, "debug, info, warn, error or off")
       ->transform(CLI::CheckedTransformer(levels, CLI::ignore_case));
+  cmdwire::endpoint_options options;
+  const auto ms_option = [&](const char* name, std::chrono::milliseconds& value,
+                             const char* what) {
+    app.add_option_function<double>(
+           name, [&value](double s) { value = std::chrono::milliseconds(std::llround(s * 1e3)); },
+           fmt::format("{} in seconds (default {})", what, value.count() / 1e3))
+        ->check(CLI::PositiveNumber);
+  };
+  app.add_option("--max-connections", options.max_connections,
+                 "connections served at once; more get ERR busy")
+      ->capture_default_str();
+  app.add_option("--max-line", options.limits.max_line, "longest command line in bytes")
+      ->capture_default_str();
+  app.add_option("--max-body", options.limits.max_body, "largest request body in bytes")
+      ->capture_default_str();
+  app.add_option("--max-pipelined", options.max_pipelined,
+                 "requests answered per read before replies are written")
+      ->capture_default_str();
+  ms_option("--idle-timeout", options.idle_timeout, "close connections idle this long");
+  ms_option("--request-timeout", options.request_timeout, "time to receive one whole request");
+  ms_option("--write-timeout", options.write_timeout, "time a reply write may wait");
+  ms_option("--drain-timeout", options.drain_timeout,
+            "on SIGINT/SIGTERM, time to finish in-flight requests");
+  std::string token_file;
+  app.add_option("--auth-token-file", token_file,
+                 "require `AUTH <token>` first; the token is this file's first line")
+      ->check(CLI::ExistingFile);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -80,7 +110,14 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "cmdwire-server: {}\n", where.error().message);
     return 2;
   }
-  cmdwire::endpoint_options options;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    std::getline(in, options.auth_token);
+    if (options.auth_token.empty()) {
+      fmt::print(stderr, "cmdwire-server: {} holds no token on its first line\n", token_file);
+      return 2;
+    }
+  }
   options.threads = threads;
   options.log = make_logger(level);
   cmdwire::endpoint ep(options);
@@ -100,15 +137,28 @@ int main(int argc, char** argv) {
               fmt::format("serving {} commands on {} with {} threads", ep.command_names().size(),
                           where->to_string(), ep.options().threads));
 
+  // First SIGINT/SIGTERM: drain (in another thread, so this one keeps listening); second: exit.
   boost::asio::io_context signals_context(1);
   boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+  std::thread stopper;
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
-    options.log(cmdwire::log_level::info, fmt::format("signal {}: stopping", signo));
-    ep.stop();
+    options.log(cmdwire::log_level::info,
+                fmt::format("signal {}: draining (up to {} ms); signal again to exit now", signo,
+                            options.drain_timeout.count()));
+    signals.async_wait([&](const boost::system::error_code& again, int) {
+      if (again) return;
+      options.log(cmdwire::log_level::warn, "second signal: exiting without draining");
+      std::_Exit(1);
+    });
+    stopper = std::thread([&] {
+      ep.stop();
+      signals_context.stop();
+    });
   });
   ep.start();
   signals_context.run();
+  if (stopper.joinable()) stopper.join();
   ep.stop();
   options.log(cmdwire::log_level::info, "stopped");
   return 0;
