@@ -1,0 +1,249 @@
+// Connections of the closed loop. Every request is the same frame, so the send buffer holds
+// `depth` copies once and a batch of k requests is its first k frames: the steady state
+// allocates nothing (Asio recycles the handler memory of each read and write).
+#include "load.hpp"
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/write.hpp>
+#include <cstring>
+#include <thread>
+
+namespace cmdwire::bench {
+
+using asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+namespace {
+// Room for a burst of pipelined replies; grows when one reply is bigger.
+constexpr std::size_t min_read_buffer = 64 * 1024;
+constexpr double min_latency_us = 0.1;
+constexpr double max_latency_us = 1e8;
+constexpr unsigned latency_bins = 1000;
+}  // namespace
+
+latency_histogram make_latency_histogram() {
+  return boost::histogram::make_histogram_with(
+      std::vector<std::uint64_t>{}, latency_axis(latency_bins, min_latency_us, max_latency_us));
+}
+
+double quantile_us(const latency_histogram& h, double q, double max_us) {
+  double total = 0;
+  for (auto&& x : boost::histogram::indexed(h, boost::histogram::coverage::all)) total += *x;
+  if (total == 0) return 0;
+  const double target = q * total;
+  double seen = 0;
+  for (auto&& x : boost::histogram::indexed(h, boost::histogram::coverage::all)) {
+    seen += *x;
+    if (seen >= target && *x > 0) return std::min(x.bin().upper(), max_us);
+  }
+  return max_us;
+}
+
+struct load::worker {
+  asio::io_context context{1};
+  std::thread thread;
+};
+
+class load::connection {
+ public:
+  connection(asio::io_context& ctx, const workload& work, const load_options& opt,
+             thread_stats& stats, const std::atomic<phase>& current)
+      : socket_(ctx),
+        work_(work),
+        stats_(stats),
+        current_(current),
+        depth_(opt.idle ? 1 : opt.depth),
+        idle_(opt.idle),
+        sent_at_(depth_),
+        in_(std::max(min_read_buffer, 2 * work.expected.size() + 2 * work.limits.max_line)) {
+    batch_.reserve(work.request.size() * depth_);
+    for (unsigned i = 0; i < depth_; ++i) batch_ += work.request;
+  }
+
+  void start(const tcp::endpoint& target) {
+    socket_.async_connect(target, [this](boost::system::error_code ec) {
+      if (ec) return fail(fmt::format("connect: {}", ec.message()));
+      socket_.set_option(tcp::no_delay(true), ec);
+      owed_ = depth_;
+      pump_write();
+      start_read();
+    });
+  }
+
+ private:
+  void fail(std::string why) {
+    ++stats_.errors;
+    if (stats_.first_error.empty()) stats_.first_error = std::move(why);
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+
+  /// Sends every request owed in one write; at most one write is in progress.
+  void pump_write() {
+    if (writing_ || owed_ == 0 || !socket_.is_open()) return;
+    if (current_.load(std::memory_order_relaxed) == phase::stop) return;
+    const std::size_t k = owed_;
+    owed_ = 0;
+    const auto now = clock::now();
+    for (std::size_t i = 0; i < k; ++i) {
+      sent_at_[(sent_head_ + in_flight_) % depth_] = now;
+      ++in_flight_;
+    }
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(batch_.data(), k * work_.request.size()),
+                      [this](boost::system::error_code ec, std::size_t n) {
+                        writing_ = false;
+                        if (ec) return fail(fmt::format("write: {}", ec.message()));
+                        stats_.bytes_sent += n;
+                        pump_write();
+                      });
+  }
+
+  void start_read() {
+    if (in_end_ == in_.size()) {
+      if (in_begin_ > 0) {
+        std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+        in_end_ -= in_begin_;
+        in_begin_ = 0;
+      } else {
+        in_.resize(2 * in_.size());  // one reply bigger than the buffer: rare, not per request
+      }
+    }
+    socket_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+                            [this](boost::system::error_code ec, std::size_t n) {
+                              if (ec) {
+                                if (current_.load(std::memory_order_relaxed) != phase::stop) {
+                                  fail(fmt::format("read: {}", ec.message()));
+                                }
+                                return;
+                              }
+                              in_end_ += n;
+                              if (on_data()) start_read();
+                            });
+  }
+
+  /// Consumes every complete reply; false when the stream can no longer be trusted.
+  bool on_data() {
+    const phase now_phase = current_.load(std::memory_order_relaxed);
+    const auto now = clock::now();
+    std::size_t done = 0;
+    while (in_end_ > in_begin_) {
+      const std::string_view data(in_.data() + in_begin_, in_end_ - in_begin_);
+      std::size_t size = 0;
+      bool good = false;
+      if (work_.kind == framing::raw) {
+        if (data.size() < work_.expected.size()) break;
+        size = work_.expected.size();
+        good = std::memcmp(data.data(), work_.expected.data(), size) == 0;
+      } else {
+        const wire::reply_parse parsed = work_.kind == framing::cmdwire
+                                             ? wire::parse_reply(data, work_.limits)
+                                             : wire::parse_line_reply(data, work_.limits);
+        if (parsed.state == wire::status::need_more) break;
+        if (parsed.state == wire::status::error) {
+          fail(fmt::format("bad reply: {}", parsed.detail));
+          return false;
+        }
+        size = parsed.size;
+        good = parsed.rep.ok && (!work_.check_body || parsed.rep.body == work_.expected);
+        if (!good && stats_.first_error.empty()) {
+          stats_.first_error = fmt::format("wrong reply: {}{}", parsed.rep.ok ? "" : "ERR ",
+                                           parsed.rep.ok ? "unexpected body" : parsed.rep.code);
+        }
+      }
+      in_begin_ += size;
+      if (in_flight_ == 0) {
+        fail("a reply nobody asked for");
+        return false;
+      }
+      const auto sent = sent_at_[sent_head_];
+      sent_head_ = (sent_head_ + 1) % depth_;
+      --in_flight_;
+      ++done;
+      if (!good) {
+        ++stats_.errors;
+        if (stats_.first_error.empty()) stats_.first_error = "wrong reply";
+        continue;
+      }
+      if (now_phase == phase::measure) {
+        const double us = std::chrono::duration<double, std::micro>(now - sent).count();
+        stats_.latency(us);
+        stats_.max_us = std::max(stats_.max_us, us);
+        ++stats_.completed;
+      }
+    }
+    if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+    stats_.live_completed.store(stats_.completed, std::memory_order_relaxed);
+    stats_.live_replies.fetch_add(done, std::memory_order_relaxed);
+    if (!idle_) {
+      owed_ += done;
+      pump_write();
+    }
+    return true;
+  }
+
+  tcp::socket socket_;
+  const workload& work_;
+  thread_stats& stats_;
+  const std::atomic<phase>& current_;
+  const unsigned depth_;
+  const bool idle_;
+  std::string batch_;                       ///< `depth_` copies of the request frame
+  std::vector<clock::time_point> sent_at_;  ///< ring of send times, oldest at sent_head_
+  std::size_t sent_head_ = 0;
+  std::size_t in_flight_ = 0;
+  std::size_t owed_ = 0;  ///< requests answered but not yet replaced by new ones
+  bool writing_ = false;
+  std::vector<char> in_;
+  std::size_t in_begin_ = 0;
+  std::size_t in_end_ = 0;
+};
+
+load::load(const workload& work, const load_options& options, const std::atomic<phase>& current) {
+  const unsigned threads = std::max(1u, std::min(options.threads, options.conns));
+  for (unsigned t = 0; t < threads; ++t) {
+    stats_.push_back(std::make_unique<thread_stats>());
+    workers_.push_back(std::make_unique<worker>());
+  }
+  for (unsigned i = 0; i < options.conns; ++i) {
+    connections_.push_back(std::make_unique<connection>(workers_[i % threads]->context, work,
+                                                        options, *stats_[i % threads], current));
+  }
+  for (unsigned i = 0; i < options.conns; ++i) connections_[i]->start(options.target);
+}
+
+load::~load() { stop_and_join(); }
+
+void load::start() {
+  for (auto& w : workers_) {
+    w->thread = std::thread([ctx = &w->context] {
+      auto guard = asio::make_work_guard(*ctx);  // idle connections have no pending work
+      ctx->run();
+    });
+  }
+}
+
+void load::stop_and_join() {
+  for (auto& w : workers_) w->context.stop();
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+std::uint64_t load::live_completed() const noexcept {
+  std::uint64_t sum = 0;
+  for (const auto& s : stats_) sum += s->live_completed.load(std::memory_order_relaxed);
+  return sum;
+}
+
+std::uint64_t load::live_replies() const noexcept {
+  std::uint64_t sum = 0;
+  for (const auto& s : stats_) sum += s->live_replies.load(std::memory_order_relaxed);
+  return sum;
+}
+
+}  // namespace cmdwire::bench

@@ -1,0 +1,157 @@
+// Request frames and expected replies for each command cmdwire-bench knows how to verify.
+#include "workload.hpp"
+
+#include <fmt/format.h>
+
+#include "demo/demo_commands.hpp"
+
+namespace cmdwire::bench {
+
+namespace {
+
+// Deep enough for any sensible --payload-size, far below the server's decode depth limit.
+constexpr std::uint32_t max_sample_depth = 150;
+
+error bad_option(std::string message) {
+  return error{make_error_code(errc::bad_request), std::move(message)};
+}
+
+/// Printable, position-dependent bytes: a server that reorders or drops bytes fails the check.
+std::string make_payload(std::size_t size) {
+  std::string body(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) body[i] = static_cast<char>('a' + i % 26);
+  return body;
+}
+
+/// Encodes the shallowest demo chain whose body reaches `size` bytes; its summary, encoded,
+/// goes to `expected`.
+template <class Request, class Make>
+std::string typed_body(wire::encoding enc, std::size_t size, Make make, std::string& expected) {
+  Request sample;
+  std::string body;
+  for (std::uint32_t depth = 1; depth <= max_sample_depth; ++depth) {
+    sample = make(depth);
+    body.clear();
+    codec<Request>::encode(sample, enc, body);
+    if (body.size() >= size) break;
+  }
+  codec<decltype(demo::summarize(sample))>::encode(demo::summarize(sample), enc, expected);
+  return body;
+}
+
+}  // namespace
+
+result<workload> make_command_workload(std::string_view command, wire::encoding enc,
+                                       std::size_t payload_size) {
+  if (!wire::valid_command_name(command)) {
+    return bad_option(fmt::format("'{}' is not a valid command name", command));
+  }
+  workload w;
+  w.limits.max_body = std::max<std::size_t>(w.limits.max_body, 2 * payload_size + 4096);
+  std::string body;
+  if (command == demo::Echo::name) {
+    body = make_payload(payload_size);
+    w.expected = body;
+  } else if (command == demo::Ping::name) {
+    w.expected = "PONG";
+  } else if (command == demo::String::name) {
+    w.kind = framing::cmdwire_line;
+    w.payload_size = std::string_view("Additional data.").size();
+    wire::append_line_request(w.request, command, "Additional data.");
+    w.expected = "Thank you.";
+    return w;
+  } else if (command == demo::Struct::name) {
+    body = typed_body<demo::ComplexData>(
+        enc, payload_size, [](std::uint32_t d) { return demo::make_sample(d, 8); }, w.expected);
+  } else if (command == demo::Proto::name) {
+    body = typed_body<demo::pb::Complex>(
+        enc, payload_size, [](std::uint32_t d) { return demo::make_sample_proto(d, 8); },
+        w.expected);
+  } else {
+    body = make_payload(payload_size);
+    w.check_body = false;
+  }
+  w.payload_size = body.size();
+  wire::append_request(w.request, command, enc, body);
+  return w;
+}
+
+workload make_echo_workload(std::size_t payload_size) {
+  workload w;
+  w.kind = framing::raw;
+  w.request = make_payload(payload_size);
+  w.expected = w.request;
+  w.payload_size = payload_size;
+  return w;
+}
+
+result<workload> make_raw_workload(std::string_view request, std::string_view expect) {
+  auto req = unescape(request);
+  if (!req) return req.error();
+  auto exp = unescape(expect);
+  if (!exp) return exp.error();
+  if (req->empty() || exp->empty()) {
+    return bad_option("--raw and --expect need at least one byte each");
+  }
+  workload w;
+  w.kind = framing::raw;
+  w.request = std::move(*req);
+  w.expected = std::move(*exp);
+  w.payload_size = w.request.size();
+  return w;
+}
+
+result<std::string> unescape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\') {
+      out += text[i];
+      continue;
+    }
+    if (++i == text.size()) return bad_option("dangling backslash at the end");
+    switch (text[i]) {
+      case 'r':
+        out += '\r';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case '0':
+        out += '\0';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case 'x': {
+        const auto hex = [](char c) -> int {
+          if (c >= '0' && c <= '9') return c - '0';
+          if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+          if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+          return -1;
+        };
+        if (i + 2 >= text.size()) return bad_option("\\x needs two hex digits");
+        const int hi = hex(text[i + 1]);
+        const int lo = hex(text[i + 2]);
+        if (hi < 0 || lo < 0) return bad_option("\\x needs two hex digits");
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        break;
+      }
+      default:
+        return bad_option(fmt::format("unknown escape \\{}", text[i]));
+    }
+  }
+  return out;
+}
+
+}  // namespace cmdwire::bench

@@ -1,0 +1,44 @@
+// What cmdwire-bench sends and what it must get back: one request frame and the reply that
+// proves the server did its job, built once before the load starts.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "cmdwire/error.hpp"
+#include "cmdwire/wire.hpp"
+
+namespace cmdwire::bench {
+
+/// How replies are delimited and checked.
+enum class framing {
+  cmdwire,       ///< `OK LENGTH\nBODY\n` frames, parsed with wire::parse_reply.
+  cmdwire_line,  ///< line commands (STRING): one bare line back, parsed with parse_line_reply.
+  raw,           ///< any protocol: the reply is exactly `expected`, byte for byte.
+};
+
+struct workload {
+  framing kind = framing::cmdwire;
+  std::string request;           ///< one whole request frame, sent as is.
+  std::string expected;          ///< cmdwire: the reply body; raw: the whole reply.
+  bool check_body = true;        ///< false: any OK reply counts (commands we know nothing about).
+  std::size_t payload_size = 0;  ///< body bytes of one request (for MB/s).
+  wire::limits limits;           ///< reply limits; max_body covers what the command can answer.
+};
+
+/// Builds the frame for a cmdwire command. ECHO, PING, STRUCT, PROTO and STRING replies are
+/// verified exactly; any other command sends `payload_size` bytes and accepts any OK reply.
+/// STRUCT and PROTO send a demo chain just deep enough to reach `payload_size` bytes.
+[[nodiscard]] result<workload> make_command_workload(std::string_view command, wire::encoding enc,
+                                                     std::size_t payload_size);
+
+/// `--raw-echo`: `payload_size` bytes that must come back unchanged.
+[[nodiscard]] workload make_echo_workload(std::size_t payload_size);
+
+/// `--raw REQUEST --expect REPLY`, both with C escapes (\r \n \t \0 \\ \" \xHH).
+[[nodiscard]] result<workload> make_raw_workload(std::string_view request, std::string_view expect);
+
+/// Decodes C escapes; fails on a dangling backslash or a bad \x sequence.
+[[nodiscard]] result<std::string> unescape(std::string_view text);
+
+}  // namespace cmdwire::bench
