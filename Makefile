@@ -1,9 +1,15 @@
-# Thin wrapper over CMake. `make demo` and `make test` work on a fresh Debian 12 machine.
+# Thin wrapper over CMake. On a fresh Debian 12 machine:
+#   make demo   installs deps, builds, runs the demo exchange against a live server
+#   make test   installs deps, builds, runs every test: unit and integration tests, then the
+#               same suite under ASan+UBSan and under TSan, then each fuzzer for 60 s
+# Quicker loops while developing: `make check` (unit tests only), `make test-asan`,
+# `make test-tsan`, `make fuzz FUZZ_SECONDS=10`, `make bench`.
 BUILD ?= build
 JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build demo test clean
+.PHONY: deps configure build demo check test test-asan test-tsan fuzz bench clean
 
 deps:
 	scripts/install-deps
@@ -17,8 +23,22 @@ build: configure
 demo: build
 	scripts/demo $(BUILD)/bin
 
-test: build
+check: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
+test: check test-asan test-tsan fuzz
+
+test-asan: deps
+	scripts/test-sanitized build-asan address,undefined $(JOBS)
+
+test-tsan: deps
+	scripts/test-sanitized build-tsan thread $(JOBS)
+
+fuzz: deps
+	scripts/fuzz $(FUZZ_SECONDS)
+
+bench:
+	bench/run.sh
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz build-release
