@@ -41,6 +41,7 @@ struct cli_options {
 
 struct summary {
   std::uint64_t requests = 0;
+  std::uint64_t replies = 0;  ///< warm-up included: what the server did while the tool ran
   std::uint64_t errors = 0;
   double seconds = 0;
   double rps = 0;
@@ -60,6 +61,7 @@ summary summarize(const load& l, double seconds, std::size_t payload_size) {
     s.max = std::max(s.max, t->max_us);
     if (s.first_error.empty()) s.first_error = t->first_error;
   }
+  s.replies = l.live_replies();
   s.rps = seconds > 0 ? static_cast<double>(s.requests) / seconds : 0;
   s.mb_per_s = s.rps * static_cast<double>(payload_size) / 1e6;
   s.p50 = quantile_us(merged, 0.50, s.max);
@@ -98,6 +100,7 @@ void print_json(const cli_options& o, const workload& w, const summary& s) {
        cereal::make_nvp("threads", o.threads),
        cereal::make_nvp("payload_size", static_cast<std::uint64_t>(w.payload_size)),
        cereal::make_nvp("seconds", s.seconds), cereal::make_nvp("requests", s.requests),
+       cereal::make_nvp("replies", s.replies),
        cereal::make_nvp("errors", s.errors), cereal::make_nvp("rps", s.rps),
        cereal::make_nvp("mb_per_s", s.mb_per_s), cereal::make_nvp("p50_us", s.p50),
        cereal::make_nvp("p90_us", s.p90), cereal::make_nvp("p99_us", s.p99),

@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# `make bench`: Release build, then cmdwire-server, the bare-Asio yardstick and (if installed)
+# redis-server take turns under the same loads, a few rounds; prints a markdown table of
+# same-round ratios (median over rounds) and writes it, with method and machine, to
+# docs/PERFORMANCE.md.
+# Environment: BENCH_ROUNDS (3), BENCH_DURATION (1 s per run), BENCH_WARMUP (0.25 s),
+# BENCH_BUILD (build-release), BENCH_OUT (docs/PERFORMANCE.md), BENCH_NO_INSTALL=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${BENCH_ROUNDS:-3}
+duration=${BENCH_DURATION:-1}
+warmup=${BENCH_WARMUP:-0.25}
+build=${BENCH_BUILD:-build-release}
+out=${BENCH_OUT:-docs/PERFORMANCE.md}
+bin=$build/bin
+started=$SECONDS
+
+# ---- optional tools: Google Benchmark for the codec table, Redis for the PING yardstick and
+# redis-benchmark as an independent load generator. Without them those rows are skipped.
+if [[ -z ${BENCH_NO_INSTALL:-} ]]; then
+  scripts/install-deps libbenchmark-dev redis-server redis-tools ||
+    echo "bench: optional packages could not be installed; their rows are skipped" >&2
+fi
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake --build "$build" -j "${JOBS:-2}" --target cmdwire-server cmdwire-bench cmdwire-baseline-echo
+have_codec_bench=0
+if cmake --build "$build" -j "${JOBS:-2}" --target cmdwire-codec-bench >/dev/null 2>&1; then
+  have_codec_bench=1
+fi
+
+# ---- pinning: servers on CPU 0, load on CPU 1, so neither steals the other's core.
+server_pin=()
+load_pin=()
+if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+  server_pin=(taskset -c 0)
+  load_pin=(taskset -c 1)
+fi
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# start_server NAME CMD...: waits for "listening on HOST:PORT"; sets port_NAME and pid_NAME.
+start_server() {
+  local name=$1
+  shift
+  "${server_pin[@]}" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  local pid=$!
+  pids+=("$pid")
+  for _ in $(seq 100); do
+    grep -q 'listening on' "$tmp/$name.out" && break
+    sleep 0.05
+  done
+  local port
+  port=$(grep -o '[0-9]*$' "$tmp/$name.out" | head -n1)
+  [[ -n $port ]] || { echo "bench: $name did not start:" >&2; cat "$tmp/$name.err" >&2; exit 1; }
+  printf -v "port_$name" '%s' "$port"
+  printf -v "pid_$name" '%s' "$pid"
+}
+
+start_server cmdwire "$bin/cmdwire-server" --listen 127.0.0.1:0 --threads 1 --log-level warn
+start_server yardstick "$bin/cmdwire-baseline-echo" --listen 127.0.0.1:0 --threads 1
+
+have_redis=0
+if command -v redis-server >/dev/null; then
+  # Redis cannot listen on port 0: try random high ports until one binds.
+  for _ in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 30000))
+    "${server_pin[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --protected-mode no --loglevel warning >"$tmp/redis.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 40); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      pids+=("$pid")
+      port_redis=$port
+      pid_redis=$pid
+      have_redis=1
+      break
+    fi
+  done
+fi
+
+# Server CPU time (user + system, all threads) in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+json_field() { grep -o "\"$1\": [^,}]*" "$2" | head -n1 | awk '{ print $2 }' | tr -d '"'; }
+
+results=$tmp/results.tsv  # round load server rps mbps p50 p99 cpu_us_per_req errors
+# run ROUND LOAD SERVER BENCH-ARGS...
+run() {
+  local round=$1 load=$2 server=$3
+  shift 3
+  local pid_var=pid_$server port_var=port_$server
+  local before after
+  before=$(cpu_ticks "${!pid_var}")
+  "${load_pin[@]}" "$bin/cmdwire-bench" --connect "127.0.0.1:${!port_var}" --json \
+    --duration "$duration" --warmup "$warmup" "$@" >"$tmp/run.json" || true
+  after=$(cpu_ticks "${!pid_var}")
+  local replies
+  replies=$(json_field replies "$tmp/run.json")
+  local cpu_us
+  cpu_us=$(awk -v t=$((after - before)) -v r="${replies:-0}" -v hz="$ticks_per_s" \
+    'BEGIN { printf "%.2f", (r > 0 ? t * 1e6 / hz / r : 0) }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$server" \
+    "$(json_field rps "$tmp/run.json")" "$(json_field mb_per_s "$tmp/run.json")" \
+    "$(json_field p50_us "$tmp/run.json")" "$(json_field p99_us "$tmp/run.json")" "$cpu_us" \
+    "$(json_field errors "$tmp/run.json")" >>"$results"
+}
+
+# The matrix of issue 4: name conns depth payload.
+loads=("latency 1 1 16" "many 16 1 16" "pipelined 16 32 16" "bulk 4 4 65536" "typed 16 32 200")
+
+echo "bench: $rounds rounds of ${duration}s runs (warm-up ${warmup}s); redis: $have_redis"
+for ((round = 1; round <= rounds; ++round)); do
+  for spec in "${loads[@]}"; do
+    read -r load conns depth size <<<"$spec"
+    shape=(--conns "$conns" --depth "$depth")
+    command=ECHO
+    [[ $load == typed ]] && command=STRUCT
+    # Alternate who goes first, so neither server always runs on a cooler machine.
+    if ((round % 2)); then order=(cmdwire yardstick); else order=(yardstick cmdwire); fi
+    for server in "${order[@]}"; do
+      if [[ $server == cmdwire ]]; then
+        run "$round" "$load" cmdwire "${shape[@]}" --command "$command" --payload-size "$size"
+      else
+        run "$round" "$load" yardstick "${shape[@]}" --raw-echo --payload-size "$size"
+      fi
+    done
+    if ((have_redis)) && [[ $load == latency || $load == many || $load == pipelined ]]; then
+      if ((round % 2)); then order=(cmdwire redis); else order=(redis cmdwire); fi
+      for server in "${order[@]}"; do
+        if [[ $server == cmdwire ]]; then
+          run "$round" "ping-$load" cmdwire "${shape[@]}" --command PING
+        else
+          run "$round" "ping-$load" redis "${shape[@]}" --raw 'PING\r\n' --expect '+PONG\r\n'
+        fi
+      done
+    fi
+  done
+  echo "bench: round $round done ($((SECONDS - started)) s)"
+done
+
+# ---- is cmdwire-bench the bottleneck? Drive redis-server with it and with redis-benchmark,
+# same shape, same pinning.
+client_check=""
+if ((have_redis)) && command -v redis-benchmark >/dev/null; then
+  ours=() theirs=()
+  for ((round = 1; round <= rounds; ++round)); do
+    run "$round" client-check redis --conns 16 --depth 32 --raw 'PING\r\n' --expect '+PONG\r\n'
+    ours+=("$(tail -n1 "$results" | cut -f4)")
+    n=$(awk -v r="${ours[-1]}" -v d="$duration" 'BEGIN { printf "%d", r * d }')
+    line=$("${load_pin[@]}" redis-benchmark -p "$port_redis" -t ping_inline -c 16 -P 32 \
+      -n "$((n > 100000 ? n : 100000))" -q 2>/dev/null | tr '\r' '\n' | grep 'requests per second' |
+      tail -n1)
+    theirs+=("$(grep -o '[0-9.]* requests per second' <<<"$line" | awk '{ print $1 }')")
+  done
+  client_check=$(printf '%s\n' "${ours[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+  client_check+=" $(printf '%s\n' "${theirs[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
+fi
+
+# ---- the table
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# values LOAD SERVER COLUMN: one value per round
+values() { awk -F'\t' -v l="$1" -v s="$2" -v c="$3" '$2 == l && $3 == s { print $c }' "$results"; }
+# ratios LOAD A B COLUMN: A/B per round
+ratios() {
+  awk -F'\t' -v l="$1" -v a="$2" -v b="$3" -v c="$4" '
+    $2 == l && $3 == a { x[$1] = $c } $2 == l && $3 == b { y[$1] = $c }
+    END { for (r in x) if (r in y && y[r] > 0) printf "%.3f\n", x[r] / y[r] }' "$results"
+}
+errors_total=$(awk -F'\t' '{ s += $9 } END { print s + 0 }' "$results")
+
+table=$tmp/table.md
+{
+  echo "| load | conns × depth | payload | cmdwire | yardstick | ratio (median of rounds) | target | met | p50 / p99 µs cmdwire | p50 / p99 µs yardstick | server CPU µs/req cmdwire / yardstick |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  row() {  # row LOAD SHAPE PAYLOAD CMD_SERVER OTHER UNIT TARGET
+    local load=$1 shape=$2 payload=$3 a=$4 b=$5 unit=$6 target=$7 col=4
+    [[ $unit == MB/s ]] && col=5
+    local va vb r ca cb
+    va=$(values "$load" "$a" "$col" | median)
+    vb=$(values "$load" "$b" "$col" | median)
+    r=$(ratios "$load" "$a" "$b" "$col" | median)
+    ca=$(values "$load" "$a" 8 | median)
+    cb=$(values "$load" "$b" 8 | median)
+    local met=—
+    [[ $target != — ]] && met=$(awk -v r="$r" -v t="${target#≥ }" 'BEGIN { print ((r >= t) ? "yes" : "**no**") }')
+    printf '| %s | %s | %s | %.0f %s | %.0f %s | %.2f | %s | %s | %.0f / %.0f | %.0f / %.0f | %.2f / %.2f |\n' \
+      "$load" "$shape" "$payload" "$va" "$unit" "$vb" "$unit" "$r" "$target" "$met" \
+      "$(values "$load" "$a" 6 | median)" "$(values "$load" "$a" 7 | median)" \
+      "$(values "$load" "$b" 6 | median)" "$(values "$load" "$b" 7 | median)" "$ca" "$cb"
+  }
+  row latency "1 × 1" "ECHO 16 B" cmdwire yardstick req/s "≥ 0.85"
+  row many "16 × 1" "ECHO 16 B" cmdwire yardstick req/s "≥ 0.85"
+  row pipelined "16 × 32" "ECHO 16 B" cmdwire yardstick req/s "≥ 0.85"
+  row bulk "4 × 4" "ECHO 64 KiB" cmdwire yardstick MB/s "≥ 0.9"
+  row typed "16 × 32" "STRUCT ~200 B vs echo 200 B" cmdwire yardstick req/s "—"
+  if ((have_redis)); then
+    echo
+    echo "| load | conns × depth | payload | cmdwire PING | redis-server PING | ratio (median of rounds) | target | met | p50 / p99 µs cmdwire | p50 / p99 µs redis | server CPU µs/req cmdwire / redis |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    row ping-latency "1 × 1" PING cmdwire redis req/s "≥ 1.0"
+    row ping-many "16 × 1" PING cmdwire redis req/s "≥ 1.0"
+    row ping-pipelined "16 × 32" PING cmdwire redis req/s "≥ 1.0"
+  fi
+} >"$table"
+
+echo
+cat "$table"
+if [[ -n $client_check ]]; then
+  read -r ours theirs <<<"$client_check"
+  client_line="Load generator check (redis-server PING_INLINE, 16 conns × pipeline 32, median of $rounds): cmdwire-bench $(printf '%.0f' "$ours") req/s, redis-benchmark $(printf '%.0f' "$theirs") req/s (ratio $(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'))."
+  echo
+  echo "$client_line"
+fi
+echo
+echo "errors across all runs: $errors_total"
+
+codec=""
+if ((have_codec_bench)); then
+  codec=$("${load_pin[@]}" "$bin/cmdwire-codec-bench" --benchmark_min_time=0.1 2>/dev/null |
+    awk '/^(encode|decode)\// { printf "| %s | %s %s | %s |\n", $1, $4, $5, $7 }')
+fi
+
+idle=""
+idle=$(bench/idle_memory.sh "$bin" 10000 2>&1) || idle="idle_memory.sh failed: $idle"
+echo "$idle"
+
+# ---- docs/PERFORMANCE.md
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" + uncommitted changes"
+{
+  echo "# Performance"
+  echo
+  echo "Produced by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit."
+  echo
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); shared with other builds while it ran."
+  echo
+  echo "## Method"
+  echo
+  echo "- Release build. Each server runs one I/O thread pinned to CPU 0 (\`taskset -c 0\`); cmdwire-bench (one load thread) is pinned to CPU 1."
+  echo "- All servers start first, then take turns load by load ($rounds rounds, order alternating per round); each run is ${warmup} s warm-up + ${duration} s measured, closed loop."
+  echo "- Ratios are cmdwire ÷ other server **within one round**, median over rounds: the VM drifts too much for absolute numbers across runs."
+  echo "- cmdwire-bench verifies every reply; ECHO and the yardstick compare the bytes, PING checks \`PONG\`, STRUCT checks the exact summary. MB/s counts request payload bytes."
+  echo "- Server CPU µs/req: user + system time from \`/proc/PID/stat\` over the whole run divided by the replies of the run (10 ms ticks): independent of how fast the load generator is."
+  echo "- The yardstick is \`cmdwire-baseline-echo\`: a bare Asio C++20 coroutine echo server (read_some → write back). The typed row compares STRUCT (decode cereal, summarize, encode) with echoing 200 raw bytes."
+  echo
+  echo "## Results"
+  echo
+  cat "$table"
+  echo
+  [[ -n ${client_line:-} ]] && { echo "$client_line"; echo; }
+  echo "Errors across all runs: $errors_total."
+  echo
+  echo "## Memory per idle connection"
+  echo
+  echo "\`bench/idle_memory.sh\`: 10,000 connections each send one request, then stay open silent; server RSS growth ÷ 10,000 (target ≤ 16 KiB)."
+  echo
+  echo '```'
+  echo "$idle"
+  echo '```'
+  echo
+  echo "## Allocations per request"
+  echo
+  echo "\`tests/alloc_test.cpp\` counts every \`operator new\` in the process across 10,000 pipelined ECHO/PING requests after warm-up (budget < 0.01 per request); it runs with \`make test\`."
+  if [[ -n $codec ]]; then
+    echo
+    echo "## Codecs (Google Benchmark, bench/codec_bench.cpp)"
+    echo
+    echo "The STRUCT/PROTO demo payload, 3 levels deep (the typed load's ~200 B)."
+    echo
+    echo "| benchmark | CPU time | bytes |"
+    echo "|---|---|---|"
+    echo "$codec"
+  fi
+} >"$out"
+echo
+echo "bench: wrote $out in $((SECONDS - started)) s"
