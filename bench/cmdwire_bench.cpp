@@ -100,12 +100,11 @@ void print_json(const cli_options& o, const workload& w, const summary& s) {
        cereal::make_nvp("threads", o.threads),
        cereal::make_nvp("payload_size", static_cast<std::uint64_t>(w.payload_size)),
        cereal::make_nvp("seconds", s.seconds), cereal::make_nvp("requests", s.requests),
-       cereal::make_nvp("replies", s.replies),
-       cereal::make_nvp("errors", s.errors), cereal::make_nvp("rps", s.rps),
-       cereal::make_nvp("mb_per_s", s.mb_per_s), cereal::make_nvp("p50_us", s.p50),
-       cereal::make_nvp("p90_us", s.p90), cereal::make_nvp("p99_us", s.p99),
-       cereal::make_nvp("p999_us", s.p999), cereal::make_nvp("max_us", s.max),
-       cereal::make_nvp("first_error", s.first_error));
+       cereal::make_nvp("replies", s.replies), cereal::make_nvp("errors", s.errors),
+       cereal::make_nvp("rps", s.rps), cereal::make_nvp("mb_per_s", s.mb_per_s),
+       cereal::make_nvp("p50_us", s.p50), cereal::make_nvp("p90_us", s.p90),
+       cereal::make_nvp("p99_us", s.p99), cereal::make_nvp("p999_us", s.p999),
+       cereal::make_nvp("max_us", s.max), cereal::make_nvp("first_error", s.first_error));
   }  // the archive closes the object when it goes
   std::cout << '\n';
 }

@@ -59,6 +59,7 @@ result<workload> make_command_workload(std::string_view command, wire::encoding 
     w.payload_size = std::string_view("Additional data.").size();
     wire::append_line_request(w.request, command, "Additional data.");
     w.expected = "Thank you.";
+    wire::append_line(w.expected_frame, w.expected);
     return w;
   } else if (command == demo::Struct::name) {
     body = typed_body<demo::ComplexData>(
@@ -73,6 +74,7 @@ result<workload> make_command_workload(std::string_view command, wire::encoding 
   }
   w.payload_size = body.size();
   wire::append_request(w.request, command, enc, body);
+  if (w.check_body) wire::append_ok(w.expected_frame, w.expected);
   return w;
 }
 

@@ -19,9 +19,12 @@ enum class framing {
 
 struct workload {
   framing kind = framing::cmdwire;
-  std::string request;           ///< one whole request frame, sent as is.
-  std::string expected;          ///< cmdwire: the reply body; raw: the whole reply.
-  bool check_body = true;        ///< false: any OK reply counts (commands we know nothing about).
+  std::string request;     ///< one whole request frame, sent as is.
+  std::string expected;    ///< cmdwire: the reply body; raw: the whole reply.
+  bool check_body = true;  ///< false: any OK reply counts (commands we know nothing about).
+  /// The whole reply frame when it is known in advance (check_body): matching it byte for
+  /// byte verifies a reply without parsing it; anything else goes through the parser.
+  std::string expected_frame;
   std::size_t payload_size = 0;  ///< body bytes of one request (for MB/s).
   wire::limits limits;           ///< reply limits; max_body covers what the command can answer.
 };
