@@ -2,12 +2,52 @@
 #include "client/connect.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <fmt/format.h>
+#include <fstream>
 
 namespace cmdwire::cli {
 
+namespace {
+std::string& auth_token_file() {
+  static std::string path;  // set once from main(), before any connection
+  return path;
+}
+
+std::string auth_token() {
+  if (!auth_token_file().empty()) {
+    std::ifstream in(auth_token_file());
+    std::string token;
+    if (!in || !std::getline(in, token) || token.empty()) {
+      throw failure(exit_usage, fmt::format("cannot read a token from '{}': give a file whose "
+                                            "first line is the token",
+                                            auth_token_file()));
+    }
+    return token;
+  }
+  const char* env = std::getenv("CMDWIRE_TOKEN");
+  return env != nullptr ? env : "";
+}
+}  // namespace
+
+void set_auth_token_file(std::string path) { auth_token_file() = std::move(path); }
+
+namespace {
+const cmdwire::tls_client_config*& tls_config() {
+  static const cmdwire::tls_client_config* config = nullptr;  // set once from main()
+  return config;
+}
+}  // namespace
+
+void set_tls(const cmdwire::tls_client_config* config) { tls_config() = config; }
+
 cmdwire::client connect_or_fail(const std::string& address, double timeout_s) {
   cmdwire::client_options options;
+  options.auth_token = auth_token();
+  if (tls_config() != nullptr) {
+    options.tls = *tls_config();
+    if (!options.tls.ca_file.empty() || !options.tls.cert_file.empty()) options.tls.enabled = true;
+  }
   options.connect_timeout =
       std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000.0));
   options.default_deadline = options.connect_timeout;
@@ -15,6 +55,12 @@ cmdwire::client connect_or_fail(const std::string& address, double timeout_s) {
   if (!c) {
     if (c.error().code == cmdwire::errc::bad_address) {
       throw failure(exit_usage, c.error().message);
+    }
+    if (c.error().code == cmdwire::errc::unauthorized) {
+      throw failure(exit_error_reply,
+                    fmt::format("{} — set CMDWIRE_TOKEN or --auth-token-file to the server's "
+                                "token",
+                                c.error().message));
     }
     throw failure(exit_connection,
                   fmt::format("{} — is cmdwire-server running? (start it with: cmdwire-server "

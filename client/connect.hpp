@@ -12,7 +12,16 @@ namespace cmdwire::cli {
 /// Default server address of every subcommand.
 inline constexpr const char* default_address = "127.0.0.1:61000";
 
-/// Connects or throws `failure` (exit 3, or 2 for a malformed address).
+/// Where connect_or_fail finds the auth token: this file's first line if set (the app-level
+/// --auth-token-file option), else the CMDWIRE_TOKEN environment variable, else none.
+void set_auth_token_file(std::string path);
+
+/// TLS settings for every connection the CLI makes: the app-level --tls* options, bound to
+/// `*config` before parsing and read when a subcommand connects. Naming a CA or a client
+/// certificate implies --tls.
+void set_tls(const cmdwire::tls_client_config* config);
+
+/// Connects or throws `failure` (exit 3, or 2 for a malformed address, 1 if auth is refused).
 [[nodiscard]] cmdwire::client connect_or_fail(const std::string& address, double timeout_s);
 
 /// Throws the `failure` that matches a failed call: exit 1 for an error reply, 3 for a lost

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "client/cli.hpp"
+#include "client/connect.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -14,9 +15,22 @@ int main(int argc, char** argv) {
       "Example: cmdwire call PING; cmdwire call STRUCT --json '{\"n\":1,\"s\":\"x\",\"m\":[],"
       "\"p\":[],\"c\":{\"ptr_wrapper\":{\"valid\":0}}}'"};
   app.require_subcommand(1);
+  app.add_option_function<std::string>("--auth-token-file", cmdwire::cli::set_auth_token_file,
+                                       "file whose first line is the server's auth token "
+                                       "(default: $CMDWIRE_TOKEN)");
+  cmdwire::tls_client_config tls;
+  app.add_flag("--tls", tls.enabled, "connect with TLS, verifying the server's certificate");
+  app.add_option("--tls-ca", tls.ca_file, "PEM CA that signed the server's certificate")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", tls.cert_file, "client certificate, for mutual TLS")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", tls.key_file, "private key for --tls-cert")
+      ->check(CLI::ExistingFile);
+  cmdwire::cli::set_tls(&tls);
   cmdwire::cli::add_call_command(app);
   cmdwire::cli::add_demo_command(app);
   cmdwire::cli::add_net_command(app);
+  cmdwire::cli::add_pubsub_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

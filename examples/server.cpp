@@ -25,12 +25,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "example-server: %s\n", bound.error().message.c_str());
     return 1;
   }
-  std::printf("listening on %u\n", static_cast<unsigned>(*bound));
-  std::fflush(stdout);
-
+  // Catch SIGINT/SIGTERM before announcing the port: whoever reads that line may signal at once.
   boost::asio::io_context signals_context;
   boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { ep.stop(); });
+  std::printf("listening on %u\n", static_cast<unsigned>(*bound));
+  std::fflush(stdout);
   ep.start();
   signals_context.run();
 }

@@ -16,6 +16,7 @@
 
 #include "cmdwire/address.hpp"
 #include "cmdwire/endpoint.hpp"
+#include "cmdwire/services.hpp"
 #include "demo/demo_service.hpp"
 
 namespace {
@@ -95,10 +96,29 @@ int main(int argc, char** argv) {
   ms_option("--write-timeout", options.write_timeout, "time a reply write may wait");
   ms_option("--drain-timeout", options.drain_timeout,
             "on SIGINT/SIGTERM, time to finish in-flight requests");
+  std::string tls_cert, tls_key, tls_client_ca;
+  auto* cert_opt = app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS")
+                       ->check(CLI::ExistingFile);
+  auto* key_opt =
+      app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca", tls_client_ca,
+                 "require client certificates signed by this CA (mutual TLS)")
+      ->check(CLI::ExistingFile)
+      ->needs(cert_opt);
+  cert_opt->needs(key_opt);
+  key_opt->needs(cert_opt);
   std::string token_file;
   app.add_option("--auth-token-file", token_file,
                  "require `AUTH <token>` first; the token is this file's first line")
       ->check(CLI::ExistingFile);
+  std::string echo_at, udp_echo_at, daytime_at, udp_daytime_at, chat_at;
+  app.add_option("--echo", echo_at, "also serve RFC 862 echo over TCP on HOST:PORT");
+  app.add_option("--udp-echo", udp_echo_at, "also serve RFC 862 echo over UDP on HOST:PORT");
+  app.add_option("--daytime", daytime_at, "also serve RFC 867 daytime over TCP on HOST:PORT");
+  app.add_option("--udp-daytime", udp_daytime_at,
+                 "also serve RFC 867 daytime over UDP on HOST:PORT");
+  app.add_option("--chat", chat_at,
+                 "also serve a broadcast chat room on HOST:PORT (try several `nc HOST PORT`)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -118,8 +138,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (!tls_cert.empty()) {
+    options.tls = cmdwire::tls_server_config{tls_cert, tls_key, tls_client_ca};
+  }
   options.threads = threads;
   options.log = make_logger(level);
+  cmdwire::chat_room room({.log = options.log});  // before ep: its members refer to it
   cmdwire::endpoint ep(options);
   cmdwire::demo::register_demo_commands(ep);
   auto port = ep.listen(where->host, where->port);
@@ -132,7 +156,42 @@ int main(int argc, char** argv) {
   where->port = *port;
   // Scripts and tests read this line to learn the port when they asked for port 0.
   fmt::print("cmdwire-server listening on {}\n", where->to_string());
+  // The classic services share the endpoint's threads, limits and stop(); each prints its
+  // address the same way, so scripts can ask for port 0 here too.
+  const auto serve_service = [&](std::string_view name, const std::string& at, auto&& bind) {
+    if (at.empty()) return true;
+    auto addr = cmdwire::parse_host_port(at);
+    auto bound = addr ? bind(addr->host, addr->port) : cmdwire::result<std::uint16_t>(addr.error());
+    if (!bound) {
+      fmt::print(stderr, "cmdwire-server: --{}: {}\n", name, bound.error().message);
+      return false;
+    }
+    addr->port = *bound;
+    fmt::print("{} listening on {}\n", name, addr->to_string());
+    return true;
+  };
+  const bool services_ok =
+      serve_service("echo", echo_at,
+                    [&](const std::string& h, std::uint16_t p) {
+                      return ep.serve(h, p, cmdwire::echo_session);
+                    }) &&
+      serve_service("udp-echo", udp_echo_at,
+                    [&](const std::string& h, std::uint16_t p) {
+                      return ep.serve_udp(h, p, cmdwire::udp_echo_reply);
+                    }) &&
+      serve_service("daytime", daytime_at,
+                    [&](const std::string& h, std::uint16_t p) {
+                      return ep.serve(h, p, cmdwire::daytime_session);
+                    }) &&
+      serve_service("udp-daytime", udp_daytime_at,
+                    [&](const std::string& h, std::uint16_t p) {
+                      return ep.serve_udp(h, p, cmdwire::udp_daytime_reply);
+                    }) &&
+      serve_service("chat", chat_at, [&](const std::string& h, std::uint16_t p) {
+        return ep.serve(h, p, room.handler());
+      });
   std::fflush(stdout);
+  if (!services_ok) return 3;
   options.log(cmdwire::log_level::info,
               fmt::format("serving {} commands on {} with {} threads", ep.command_names().size(),
                           where->to_string(), ep.options().threads));

@@ -3,6 +3,7 @@
 #include "cmdwire/client.hpp"
 
 #include <atomic>
+#include <charconv>
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -10,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
@@ -22,6 +24,8 @@
 #include <vector>
 
 #include "cmdwire/address.hpp"
+#include "tls.hpp"
+#include "cmdwire/pubsub.hpp"
 
 namespace cmdwire {
 
@@ -49,6 +53,9 @@ struct client::impl {
   std::string address;
   asio::io_context context{1};
   tcp::socket socket{context};
+  std::unique_ptr<asio::ssl::context> tls_context;
+  /// Engaged when options.tls.enabled; wraps `socket`, which stays the TCP connection.
+  std::optional<asio::ssl::stream<tcp::socket&>> tls;
   /// Engaged once connected, so the connect phase's run() can return when it is done.
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   std::thread thread;
@@ -67,6 +74,10 @@ struct client::impl {
   asio::steady_timer timer{context};
   clock::time_point timer_at = clock::time_point::max();
   bool closed = false;
+  /// Set by subscribe(): bytes beyond the replies are MSG frames for on_message.
+  bool subscribed = false;
+  client::message_handler on_message;
+  client::end_handler on_end;
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> shut_down{false};  ///< set by shutdown(): calls fail at once from then on
 
@@ -102,6 +113,11 @@ struct client::impl {
       complete(call, make_error_code(errc::not_connected), "connection is closed");
       return;
     }
+    if (subscribed) {
+      complete(call, make_error_code(errc::not_connected),
+               "connection is dedicated to a subscription");
+      return;
+    }
     pending.push_back(std::move(call));
     in_flight.store(pending.size(), std::memory_order_relaxed);
     if (deadline.count() > 0) {
@@ -113,10 +129,39 @@ struct client::impl {
     if (!write_in_progress) start_write();
   }
 
+  /// TLS client handshake within the connect timeout, verifying `host` against the server's
+  /// certificate. Runs before the I/O thread starts. Returns an error text, empty on success.
+  std::string handshake(const std::string& host) {
+    auto made = detail::make_client_tls(options.tls);
+    if (!made) return made.error().message;
+    tls_context = std::move(*made);
+    tls.emplace(socket, *tls_context);
+    // SNI, so a server with several names picks the right certificate.
+    SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+    tls->set_verify_callback(asio::ssl::host_name_verification(host));
+    boost::system::error_code outcome = asio::error::would_block;
+    asio::steady_timer timeout(context, options.connect_timeout);
+    tls->async_handshake(asio::ssl::stream_base::client, [&](boost::system::error_code ec) {
+      outcome = ec;
+      timeout.cancel();
+    });
+    timeout.async_wait([&](boost::system::error_code ec) {
+      if (!ec) socket.close(ec);
+    });
+    context.run();
+    context.restart();
+    if (!outcome) return {};
+    std::string why = outcome.message();
+    if (outcome == asio::error::eof || outcome == asio::error::connection_reset) {
+      why += " (is the server speaking TLS?)";
+    }
+    return "TLS handshake failed: " + why;
+  }
+
   void start_write() {
     std::swap(queued, writing);
     write_in_progress = true;
-    asio::async_write(socket, asio::buffer(writing), [this](boost::system::error_code ec, std::size_t) {
+    auto done = [this](boost::system::error_code ec, std::size_t) {
       write_in_progress = false;
       writing.clear();
       if (ec) {
@@ -125,7 +170,12 @@ struct client::impl {
         return;
       }
       if (!queued.empty() && !closed) start_write();
-    });
+    };
+    if (tls) {
+      asio::async_write(*tls, asio::buffer(writing), std::move(done));
+    } else {
+      asio::async_write(socket, asio::buffer(writing), std::move(done));
+    }
   }
 
   void start_read() {
@@ -139,8 +189,13 @@ struct client::impl {
       const std::size_t cap = 2 * options.limits.max_line + options.limits.max_body;
       in.resize(std::min(2 * in.size(), std::max(cap, in.size() + 1)));
     }
-    socket.async_read_some(asio::buffer(in.data() + in_end, in.size() - in_end),
-                           [this](boost::system::error_code ec, std::size_t n) { on_read(ec, n); });
+    const auto space = asio::buffer(in.data() + in_end, in.size() - in_end);
+    auto done = [this](boost::system::error_code ec, std::size_t n) { on_read(ec, n); };
+    if (tls) {
+      tls->async_read_some(space, std::move(done));
+    } else {
+      socket.async_read_some(space, std::move(done));
+    }
   }
 
   void on_read(boost::system::error_code ec, std::size_t n) {
@@ -154,6 +209,20 @@ struct client::impl {
     }
     in_end += n;
     while (in_end > in_begin) {
+      if (pending.empty() && subscribed) {
+        const pubsub::message_parse msg =
+            pubsub::parse_message({in.data() + in_begin, in_end - in_begin}, options.limits);
+        if (msg.state == wire::status::need_more) break;
+        if (msg.state == wire::status::error) {
+          fail_all(make_error(errc::protocol_error,
+                              fmt::format("bad message from {}: {}", address, msg.detail)));
+          return;
+        }
+        if (on_message) on_message(msg.msg.topic, msg.msg.body);
+        if (closed) return;  // on_message closed the client
+        in_begin += msg.size;
+        continue;
+      }
       if (pending.empty()) {
         fail_all(make_error(errc::protocol_error,
                             fmt::format("{} sent bytes nobody asked for", address)));
@@ -219,6 +288,10 @@ struct client::impl {
     }
     in_flight.store(0, std::memory_order_relaxed);
     deadlines = {};
+    if (subscribed && on_end) {
+      auto notify = std::move(on_end);
+      notify(why);
+    }
   }
 };
 
@@ -271,11 +344,29 @@ result<client> client::connect(std::string_view host_port, client_options option
   }
   boost::system::error_code ignored;
   p->socket.set_option(tcp::no_delay(true), ignored);
+  if (options.tls.enabled) {
+    if (auto failed = p->handshake(where->host); !failed.empty()) {
+      return error{make_error_code(errc::not_connected),
+                   fmt::format("cannot connect to {}: {}", p->address, failed)};
+    }
+  }
   impl* raw = p.get();
   raw->keep_running.emplace(raw->context.get_executor());
   asio::post(p->context, [raw] { raw->start_read(); });
   p->thread = std::thread([raw] { raw->context.run(); });
-  return client(std::move(p));
+  client c(std::move(p));
+  if (!options.auth_token.empty()) {
+    if (options.auth_token.find_first_of("\r\n") != std::string::npos) {
+      return make_error(errc::bad_request, "auth token must be a single line");
+    }
+    auto ok = c.wait_for_reply("AUTH " + options.auth_token + "\n", false,
+                               options.connect_timeout);
+    if (!ok) {
+      return error{ok.error().code,
+                   fmt::format("{} refused the auth token: {}", c.address(), ok.error().message)};
+    }
+  }
+  return c;
 }
 
 void client::start_call(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
@@ -349,6 +440,66 @@ result<std::string> client::call_line(std::string_view name, std::string_view li
   std::string frame;
   wire::append_line_request(frame, name, line);
   return wait_for_reply(std::move(frame), true, effective_deadline(opt));
+}
+
+result<void> client::subscribe(std::string_view topic, message_handler on_message,
+                                end_handler on_end) {
+  if (!pubsub::valid_topic(topic)) {
+    return make_error(errc::bad_request,
+                      "a topic is 1-64 bytes of ASCII letters, digits and _ - . : /");
+  }
+  if (!impl_ || impl_->shut_down.load()) return make_error(errc::not_connected, "client is closed");
+  std::string frame;
+  wire::append_request(frame, "SUBSCRIBE", wire::encoding::bin, topic);
+  const auto deadline = effective_deadline({});
+  std::promise<result<void>> promise;
+  auto future = promise.get_future();
+  impl* p = impl_.get();
+  asio::post(p->context, [p, &promise, frame = std::move(frame), deadline,
+                          on_message = std::move(on_message),
+                          on_end = std::move(on_end)]() mutable {
+    if (p->subscribed) {
+      promise.set_value(make_error(errc::not_connected, "client is already subscribed"));
+      return;
+    }
+    // The acknowledgement is an ordinary reply; what follows it is MSG frames.
+    p->enqueue(std::move(frame), false, deadline,
+               [p, &promise](std::error_code ec, std::string body) {
+                 if (ec) {
+                   p->subscribed = false;
+                   p->on_message = {};
+                   p->on_end = {};
+                   promise.set_value(error{ec, std::move(body)});
+                 } else {
+                   promise.set_value(result<void>{});
+                 }
+               });
+    if (p->closed) return;  // enqueue has already failed the call
+    p->subscribed = true;
+    p->on_message = std::move(on_message);
+    p->on_end = std::move(on_end);
+  });
+  return future.get();
+}
+
+result<std::size_t> client::publish(std::string_view topic, std::string_view body,
+                                    call_options opt) {
+  if (!pubsub::valid_topic(topic)) {
+    return make_error(errc::bad_request,
+                      "a topic is 1-64 bytes of ASCII letters, digits and _ - . : /");
+  }
+  std::string request;
+  request.reserve(topic.size() + 1 + body.size());
+  request.append(topic).append(1, ' ').append(body);
+  opt.enc = wire::encoding::bin;
+  auto reply = call_raw("PUBLISH", request, opt);
+  if (!reply) return reply.error();
+  std::size_t receivers = 0;
+  const char* end = reply->data() + reply->size();
+  if (std::from_chars(reply->data(), end, receivers).ptr != end) {
+    return make_error(errc::protocol_error, "PUBLISH reply is not a count");
+  }
+  return receivers;
 }
 
 std::size_t client::in_flight() const {

@@ -15,7 +15,10 @@
 #include <fmt/format.h>
 #include <stdexcept>
 
+#include "broker.hpp"
+#include "datagram.hpp"
 #include "endpoint_impl.hpp"
+#include "tls.hpp"
 
 namespace cmdwire {
 
@@ -41,8 +44,12 @@ struct endpoint::impl {
   detail::endpoint_state shared;
   endpoint_options& options = shared.options;
   detail::handler_map& handlers = shared.handlers;
+  std::unique_ptr<asio::ssl::context> tls;  ///< made by the first listen when options.tls
+  /// Before the workers: destroying a worker's context destroys subscribers, which leave it.
+  detail::broker broker{shared.options};
   std::vector<std::unique_ptr<detail::worker>> workers;
   std::vector<std::unique_ptr<detail::listener>> listeners;
+  std::vector<std::unique_ptr<detail::datagram_service>> datagram_services;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   std::size_t next_worker = 0;  ///< touched only by the accept loops, all on worker 0.
 
@@ -84,7 +91,7 @@ struct endpoint::impl {
       ++shared.accepted;
       asio::co_spawn(target.context,
                      detail::run_session(shared, target, std::move(socket),
-                                         l.raw ? &l.raw : nullptr),
+                                         l.raw ? &l.raw : nullptr, tls.get()),
                      asio::detached);
     }
   }
@@ -114,6 +121,7 @@ endpoint::endpoint(endpoint_options options) : impl_(std::make_unique<impl>()) {
   for (unsigned i = 0; i < threads; ++i) {
     impl_->workers.push_back(std::make_unique<detail::worker>());
   }
+  detail::add_pubsub_commands(*this, impl_->broker);
 }
 
 endpoint::~endpoint() {
@@ -173,6 +181,11 @@ result<std::uint16_t> endpoint::serve(std::string_view host, std::uint16_t port,
   if (impl_->state != lifecycle::init) {
     return error{make_error_code(errc::not_connected), "listen before start()"};
   }
+  if (impl_->options.tls && !impl_->tls) {
+    auto context = detail::make_server_tls(*impl_->options.tls);
+    if (!context) return context.error();
+    impl_->tls = std::move(*context);
+  }
   auto& ctx = impl_->workers.front()->context;
   auto where = resolve_listen_address(ctx, host, port);
   if (!where) return where.error();
@@ -194,6 +207,36 @@ result<std::uint16_t> endpoint::serve(std::string_view host, std::uint16_t port,
 
 result<std::uint16_t> endpoint::listen(std::string_view host, std::uint16_t port) {
   return serve(host, port, {});
+}
+
+result<std::uint16_t> endpoint::serve_udp(std::string_view host, std::uint16_t port,
+                                          datagram_handler fn) {
+  using asio::ip::udp;
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->state != lifecycle::init) {
+    return error{make_error_code(errc::not_connected), "serve_udp before start()"};
+  }
+  auto& ctx = impl_->workers.front()->context;
+  auto where = resolve_listen_address(ctx, host, port);
+  if (!where) return where.error();
+  auto svc = std::make_unique<detail::datagram_service>(
+      detail::datagram_service{udp::socket(ctx), std::move(fn)});
+  boost::system::error_code ec;
+  const auto fail = [&](std::string_view step) {
+    return error{ec, fmt::format("cannot serve udp on {}:{} ({}): {}", host, port, step,
+                                 ec.message())};
+  };
+  const udp::endpoint local(where->address(), where->port());
+  if (svc->socket.open(local.protocol(), ec); ec) return fail("open");
+  if (svc->socket.bind(local, ec); ec) return fail("bind");
+  const auto bound = svc->socket.local_endpoint(ec);
+  if (ec) return fail("local_endpoint");
+  impl_->datagram_services.push_back(std::move(svc));
+  return bound.port();
+}
+
+std::size_t endpoint::publish(std::string_view topic, std::string_view body) {
+  return impl_->broker.publish(topic, body);
 }
 
 std::uint16_t endpoint::port() const noexcept {
@@ -228,6 +271,10 @@ void endpoint::start() {
   for (auto& l : impl_->listeners) {
     asio::co_spawn(impl_->workers.front()->context, impl_->accept_loop(*l), asio::detached);
   }
+  for (auto& svc : impl_->datagram_services) {
+    asio::co_spawn(impl_->workers.front()->context,
+                   detail::run_datagram_service(*svc, impl_->options), asio::detached);
+  }
   for (auto& w : impl_->workers) {
     w->thread = std::thread([ctx = &w->context] { ctx->run(); });
   }
@@ -245,6 +292,12 @@ void endpoint::stop() {
         asio::post(impl_->workers.front()->context, [acceptor = &l->acceptor] {
           boost::system::error_code ignored;
           acceptor->close(ignored);
+        });
+      }
+      for (auto& svc : impl_->datagram_services) {
+        asio::post(impl_->workers.front()->context, [socket = &svc->socket] {
+          boost::system::error_code ignored;
+          socket->close(ignored);
         });
       }
       for (auto& w : impl_->workers) {

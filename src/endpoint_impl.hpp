@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <optional>
@@ -82,8 +83,10 @@ struct endpoint_state {
 };
 
 /// Runs one accepted connection to completion on its worker. Defined in session.cpp.
+/// `tls`: non-null for TLS listeners (the handshake comes first).
 asio::awaitable<void> run_session(endpoint_state& state, worker& home,
-                                  asio::ip::tcp::socket socket, const connection_handler* raw);
+                                  asio::ip::tcp::socket socket, const connection_handler* raw,
+                                  asio::ssl::context* tls);
 
 /// Asks every session on `home` to finish the requests it has read, flush their replies and
 /// close; idle ones close at once. After `timeout` the worker stops regardless. Call on

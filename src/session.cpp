@@ -1,8 +1,11 @@
 // One connection: reads requests into a per-connection buffer, answers every complete request
 // in it, and writes all the replies of one read in a single write (pipelining).
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,6 +24,11 @@ namespace {
 
 using asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// For socket reads and writes. The watchdog ends a session by closing its socket, so I/O never
+// needs per-operation cancellation; a disconnected slot stops Asio from allocating a
+// cancellation handler for each read and write, which the `run || watchdog` group would
+// otherwise connect (steady-state mallocs once many connections interleave).
+auto io_nothrow() { return asio::bind_cancellation_slot(asio::cancellation_slot(), nothrow); }
 
 // A fresh connection gets a buffer for one maximal command line; it grows only for bigger
 // bodies and shrinks back once idle, so thousands of idle connections stay cheap.
@@ -67,12 +75,21 @@ class session final : public stream {
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
-  asio::awaitable<void> run_commands();
+  asio::awaitable<void> run_commands(asio::ssl::context* tls);
+  /// TLS server handshake, bounded by the request timeout. False: the session is over.
+  asio::awaitable<bool> start_tls(asio::ssl::context& context);
   /// Closes the connection when the current deadline passes (idle, request, write).
   asio::awaitable<void> watchdog();
   /// `AUTH <token>` as the first line, when the endpoint requires it.
   asio::awaitable<bool> authenticate();
-  asio::awaitable<void> run_raw(const connection_handler& fn) { co_await fn(*this); }
+  asio::awaitable<void> run_raw(const connection_handler& fn, asio::ssl::context* tls) {
+    // Not `tls && !co_await ...`: GCC 12 miscompiles co_await inside && (corrupts the frame).
+    if (tls != nullptr) {
+      const bool secured = co_await start_tls(*tls);
+      if (!secured) co_return;
+    }
+    co_await fn(*this);
+  }
 
   /// Finish what has been read, then close; a session waiting for input closes now.
   void request_stop() noexcept {
@@ -81,7 +98,7 @@ class session final : public stream {
   }
 
   /// Ends the session: pending reads and writes complete with operation_aborted.
-  void close() noexcept {
+  void close() noexcept override {
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
@@ -107,6 +124,9 @@ class session final : public stream {
   [[nodiscard]] std::size_t bytes_needed() const noexcept;
   asio::awaitable<boost::system::error_code> read_more(std::size_t need);
   asio::awaitable<boost::system::error_code> flush();
+  /// After a fatal error reply: stop sending, and read (and drop) what the peer already sent
+  /// for a moment, so closing does not reset the connection and destroy the reply in flight.
+  asio::awaitable<void> linger_close();
 
   void run_sync(const handler_entry& entry, const wire::request& req);
   asio::awaitable<void> run_async(const handler_entry& entry, const wire::request& req);
@@ -114,6 +134,18 @@ class session final : public stream {
   [[nodiscard]] request_context context_for(const wire::request& req) const noexcept;
   void append_reply(const request_context& rc, const reply_writer& writer);
   [[nodiscard]] bool deadline_passed(const wire::request& req) const;
+
+  // One read or write on whichever stream this connection speaks, plain or TLS.
+  template <class Buffers>
+  auto read_once(const Buffers& buffers) {
+    return tls_ ? tls_->async_read_some(buffers, io_nothrow())
+                : socket_.async_read_some(buffers, io_nothrow());
+  }
+  template <class Buffers>
+  auto write_all(const Buffers& buffers) {
+    return tls_ ? asio::async_write(*tls_, buffers, io_nothrow())
+                : asio::async_write(socket_, buffers, io_nothrow());
+  }
 
   /// Keeps the endpoint's count of buffered bytes equal to what this session holds.
   void account() noexcept {
@@ -130,6 +162,8 @@ class session final : public stream {
   const endpoint_options& opt_;
   worker& home_;
   tcp::socket socket_;
+  /// Engaged for TLS listeners; wraps socket_, which stays the one TCP connection.
+  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
   tcp::endpoint peer_;
   std::list<session*>::iterator registration_;
 
@@ -190,8 +224,7 @@ asio::awaitable<boost::system::error_code> session::read_more(std::size_t need) 
     deadline_ = *request_began_ + opt_.request_timeout;
   }
   reading_ = true;
-  auto [ec, n] = co_await socket_.async_read_some(
-      asio::buffer(buffer_.data() + end_, buffer_.size() - end_), nothrow);
+  auto [ec, n] = co_await read_once(asio::buffer(buffer_.data() + end_, buffer_.size() - end_));
   reading_ = false;
   deadline_ = std::chrono::steady_clock::time_point::max();
   end_ += n;
@@ -202,7 +235,7 @@ asio::awaitable<boost::system::error_code> session::read_more(std::size_t need) 
 asio::awaitable<boost::system::error_code> session::flush() {
   if (out_.empty()) co_return boost::system::error_code{};
   set_deadline(opt_.write_timeout);
-  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), nothrow);
+  auto [ec, n] = co_await write_all(asio::buffer(out_));
   deadline_ = std::chrono::steady_clock::time_point::max();
   out_.clear();
   // One huge reply must not pin its buffer for the rest of the connection.
@@ -285,7 +318,12 @@ asio::awaitable<void> session::run_stream(const handler_entry& entry, const wire
   co_await entry.stream(rc, *this);
 }
 
-asio::awaitable<void> session::run_commands() {
+asio::awaitable<void> session::run_commands(asio::ssl::context* tls) {
+  // Not `tls && !co_await ...`: GCC 12 miscompiles co_await inside && (corrupts the frame).
+  if (tls != nullptr) {
+    const bool secured = co_await start_tls(*tls);
+    if (!secured) co_return;
+  }
   const handler_entry* entry = nullptr;
   auto rule_for = [&](std::string_view name) {
     const auto it = handlers_.find(name);
@@ -314,7 +352,7 @@ asio::awaitable<void> session::run_commands() {
         log(log_level::info, fmt::format("closing after {}: {}", wire_name(parsed.error),
                                          parsed.detail));
         wire::append_error(out_, parsed.error, parsed.detail);
-        co_await flush();
+        if (!co_await flush()) co_await linger_close();
         co_return;
       }
       consume(parsed.size);
@@ -390,16 +428,33 @@ asio::awaitable<result<void>> session::async_write(std::string_view bytes) {
   set_deadline(opt_.write_timeout);
   if (out_.empty()) {
     std::tie(ec, std::ignore) =
-        co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), nothrow);
+        co_await write_all(asio::buffer(bytes.data(), bytes.size()));
   } else {
     const std::array<asio::const_buffer, 2> both{asio::buffer(out_),
                                                  asio::buffer(bytes.data(), bytes.size())};
-    std::tie(ec, std::ignore) = co_await asio::async_write(socket_, both, nothrow);
+    std::tie(ec, std::ignore) = co_await write_all(both);
     out_.clear();
   }
   deadline_ = std::chrono::steady_clock::time_point::max();
   if (ec) co_return error{ec, ec.message()};
   co_return result<void>{};
+}
+
+asio::awaitable<void> session::linger_close() {
+  // Bounded both ways: a peer that keeps sending is cut off after these bytes or this time.
+  constexpr std::size_t max_discard = 1u << 20;
+  constexpr auto max_linger = std::chrono::seconds(2);
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  deadline_ = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(
+                                                      max_linger, opt_.request_timeout);
+  std::size_t discarded = 0;
+  std::array<char, 4096> sink;
+  while (discarded < max_discard) {
+    auto [ec, n] = co_await read_once(asio::buffer(sink));
+    if (ec) break;
+    discarded += n;
+  }
 }
 
 asio::awaitable<void> session::watchdog() {
@@ -448,24 +503,37 @@ asio::awaitable<bool> session::authenticate() {
     log(log_level::warn, "authentication failed: closing");
     wire::append_error(out_, errc::unauthorized,
                        "authentication required: send AUTH <token> as the first line");
-    co_await flush();
+    if (!co_await flush()) co_await linger_close();
     co_return false;
   }
   wire::append_ok(out_, "");
   co_return true;
 }
 
+asio::awaitable<bool> session::start_tls(asio::ssl::context& context) {
+  tls_.emplace(socket_, context);
+  set_deadline(opt_.request_timeout);
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, nothrow);
+  deadline_ = std::chrono::steady_clock::time_point::max();
+  if (ec) {
+    // Plaintext clients on a TLS port end here too; the log says why they were dropped.
+    log(log_level::info, fmt::format("TLS handshake failed: {}", ec.message()));
+    co_return false;
+  }
+  co_return true;
+}
+
 asio::awaitable<void> run_session(endpoint_state& state, worker& home, tcp::socket socket,
-                                  const connection_handler* raw) {
+                                  const connection_handler* raw, asio::ssl::context* tls) {
   using namespace asio::experimental::awaitable_operators;
   session s(state, home, std::move(socket));
   if (home.stopping.load()) co_return;  // the destructor path closes the socket
   s.log(log_level::info, "connected");
   try {
     if (raw != nullptr) {
-      co_await (s.run_raw(*raw) || s.watchdog());
+      co_await (s.run_raw(*raw, tls) || s.watchdog());
     } else {
-      co_await (s.run_commands() || s.watchdog());
+      co_await (s.run_commands(tls) || s.watchdog());
     }
   } catch (const std::exception& e) {
     // Handlers' exceptions are caught per request; this is a bug in a stream handler or here.

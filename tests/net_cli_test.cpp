@@ -1,17 +1,17 @@
 // Runs the built `cmdwire net ...` against one-shot Asio servers on 127.0.0.1 port 0.
-#include <sys/wait.h>
 #include <catch2/catch.hpp>
 
 #include <array>
 #include <boost/asio.hpp>
 #include <cctype>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/process.hpp"
 
 namespace {
 
@@ -20,33 +20,16 @@ using asio::awaitable;
 using asio::ip::tcp;
 using asio::ip::udp;
 
-struct run_result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together, as a user sees them
-};
+using cmdwire::test::run_result;
 
-std::string shell_quote(const std::string& arg) {
-  std::string out = "'";
-  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
+/// Runs `cmdwire args...`; `out` holds stdout and stderr together, as a user sees them.
 run_result run_cmdwire(const std::vector<std::string>& args) {
-  const char* dir = std::getenv("CMDWIRE_BIN_DIR");
-  REQUIRE(dir != nullptr);
-  std::string command = shell_quote(std::string(dir) + "/cmdwire");
-  for (const auto& arg : args) command += " " + shell_quote(arg);
-  command += " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  run_result result;
-  std::array<char, 4096> chunk{};
-  while (std::size_t n = std::fread(chunk.data(), 1, chunk.size(), pipe)) {
-    result.output.append(chunk.data(), n);
-  }
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  UNSCOPED_INFO("$ cmdwire " << command << "\n" << result.output);
+  std::vector<std::string> argv{cmdwire::test::bin_path("cmdwire")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  run_result result = cmdwire::test::run(argv, cmdwire::test::stderr_mode::merged);
+  std::string command;
+  for (const auto& arg : args) command += " " + arg;
+  UNSCOPED_INFO("$ cmdwire" << command << "\n" << result.out);
   return result;
 }
 
@@ -139,15 +122,15 @@ one_shot_server::session echo_session(std::function<std::string(std::string)> tr
 TEST_CASE("net ip prints the canonical form or fails with exit 1", "[net][cli]") {
   auto ok = run_cmdwire({"net", "ip", "0:0:0:0:0:0:0:1"});
   CHECK(ok.exit_code == 0);
-  CHECK(ok.output == "::1\n");
+  CHECK(ok.out == "::1\n");
 
   auto v4 = run_cmdwire({"net", "ip", "192.0.2.1"});
   CHECK(v4.exit_code == 0);
-  CHECK(v4.output == "192.0.2.1\n");
+  CHECK(v4.out == "192.0.2.1\n");
 
   auto bad = run_cmdwire({"net", "ip", "1.2.3.400"});
   CHECK(bad.exit_code == 1);
-  CHECK(contains(bad.output, "invalid address"));
+  CHECK(contains(bad.out, "invalid address"));
 }
 
 TEST_CASE("net subcommands have help with an example", "[net][cli]") {
@@ -156,7 +139,7 @@ TEST_CASE("net subcommands have help with an example", "[net][cli]") {
     auto help = run_cmdwire({"net", sub, "--help"});
     INFO(sub);
     CHECK(help.exit_code == 0);
-    CHECK(contains(help.output, "Example: cmdwire net " + std::string(sub)));
+    CHECK(contains(help.out, "Example: cmdwire net " + std::string(sub)));
   }
 }
 
@@ -164,23 +147,23 @@ TEST_CASE("net mask prints mask, sizes and network", "[net][cli]") {
   SECTION("class B default") {
     auto r = run_cmdwire({"net", "mask", "172.16.5.4"});
     CHECK(r.exit_code == 0);
-    CHECK(contains(r.output, "mask     ffff0000 (255.255.0.0)"));
-    CHECK(contains(r.output, "ones     16"));
-    CHECK(contains(r.output, "bits     32"));
-    CHECK(contains(r.output, "network  172.16.0.0/16"));
+    CHECK(contains(r.out, "mask     ffff0000 (255.255.0.0)"));
+    CHECK(contains(r.out, "ones     16"));
+    CHECK(contains(r.out, "bits     32"));
+    CHECK(contains(r.out, "network  172.16.0.0/16"));
   }
   SECTION("explicit bits") {
     auto r = run_cmdwire({"net", "mask", "192.168.1.7", "--bits", "20"});
     CHECK(r.exit_code == 0);
-    CHECK(contains(r.output, "(255.255.240.0)"));
-    CHECK(contains(r.output, "network  192.168.0.0/20"));
+    CHECK(contains(r.out, "(255.255.240.0)"));
+    CHECK(contains(r.out, "network  192.168.0.0/20"));
   }
   SECTION("IPv6 default /64") {
     auto r = run_cmdwire({"net", "mask", "2001:db8:1:2::9"});
     CHECK(r.exit_code == 0);
-    CHECK(contains(r.output, "mask     ffffffffffffffff0000000000000000"));
-    CHECK(contains(r.output, "bits     128"));
-    CHECK(contains(r.output, "network  2001:db8:1:2::/64"));
+    CHECK(contains(r.out, "mask     ffffffffffffffff0000000000000000"));
+    CHECK(contains(r.out, "bits     128"));
+    CHECK(contains(r.out, "network  2001:db8:1:2::/64"));
   }
   SECTION("too many bits is a usage error") {
     auto r = run_cmdwire({"net", "mask", "10.0.0.1", "--bits", "33"});
@@ -192,7 +175,7 @@ TEST_CASE("net mask prints mask, sizes and network", "[net][cli]") {
 TEST_CASE("net port, resolve and lookup use the system databases", "[net][cli]") {
   auto telnet = run_cmdwire({"net", "port", "tcp", "telnet"});
   CHECK(telnet.exit_code == 0);
-  CHECK(telnet.output == "23\n");
+  CHECK(telnet.out == "23\n");
 
   auto unknown = run_cmdwire({"net", "port", "tcp", "no-such-service-here"});
   CHECK(unknown.exit_code == 1);
@@ -202,13 +185,13 @@ TEST_CASE("net port, resolve and lookup use the system databases", "[net][cli]")
 
   auto resolved = run_cmdwire({"net", "resolve", "localhost"});
   CHECK(resolved.exit_code == 0);
-  CHECK((resolved.output == "127.0.0.1\n" || resolved.output == "::1\n"));
+  CHECK((resolved.out == "127.0.0.1\n" || resolved.out == "::1\n"));
 
   auto looked_up = run_cmdwire({"net", "lookup", "localhost"});
   CHECK(looked_up.exit_code == 0);
-  CHECK(contains(looked_up.output, "canonical  "));
-  CHECK((contains(looked_up.output, "address    127.0.0.1") ||
-         contains(looked_up.output, "address    ::1")));
+  CHECK(contains(looked_up.out, "canonical  "));
+  CHECK((contains(looked_up.out, "address    127.0.0.1") ||
+         contains(looked_up.out, "address    ::1")));
 
   CHECK(run_cmdwire({"net", "resolve", "no-such-host.invalid"}).exit_code == 1);
 }
@@ -218,7 +201,7 @@ TEST_CASE("net echo over TCP and UDP", "[net][cli]") {
     auto server = one_shot_server::tcp_server(echo_session([](std::string s) { return s; }));
     auto r = run_cmdwire({"net", "echo", server->address(), "hello", "echo"});
     CHECK(r.exit_code == 0);
-    CHECK(r.output == "hello echo\n");
+    CHECK(r.out == "hello echo\n");
   }
   SECTION("TCP echo that changes the bytes fails the check") {
     auto server = one_shot_server::tcp_server(echo_session([](std::string s) {
@@ -227,14 +210,14 @@ TEST_CASE("net echo over TCP and UDP", "[net][cli]") {
     }));
     auto r = run_cmdwire({"net", "echo", server->address(), "hello"});
     CHECK(r.exit_code == 1);
-    CHECK(contains(r.output, "HELLO"));
-    CHECK(contains(r.output, "echo mismatch"));
+    CHECK(contains(r.out, "HELLO"));
+    CHECK(contains(r.out, "echo mismatch"));
   }
   SECTION("UDP round trip") {
     auto server = one_shot_server::udp_server([](const std::string& s) { return s; });
     auto r = run_cmdwire({"net", "echo", server->address(), "--udp", "datagram"});
     CHECK(r.exit_code == 0);
-    CHECK(r.output == "datagram\n");
+    CHECK(r.out == "datagram\n");
   }
 }
 
@@ -247,13 +230,13 @@ TEST_CASE("net daytime over TCP and UDP", "[net][cli]") {
     });
     auto r = run_cmdwire({"net", "daytime", server->address()});
     CHECK(r.exit_code == 0);
-    CHECK(r.output == now + "\n");
+    CHECK(r.out == now + "\n");
   }
   SECTION("UDP") {
     auto server = one_shot_server::udp_server([now](const std::string&) { return now + "\n"; });
     auto r = run_cmdwire({"net", "daytime", server->address(), "--udp"});
     CHECK(r.exit_code == 0);
-    CHECK(r.output == now + "\n");
+    CHECK(r.out == now + "\n");
   }
 }
 
@@ -275,7 +258,7 @@ TEST_CASE("net head sends HEAD and prints only the headers", "[net][cli]") {
   server.reset();  // joins: `request` is complete and no longer shared with the thread
   CHECK(*request == "HEAD /status HTTP/1.0\r\n\r\n");
   CHECK(r.exit_code == 0);
-  CHECK(r.output == "HTTP/1.0 200 OK\nContent-Type: text/plain\nContent-Length: 4\n");
+  CHECK(r.out == "HTTP/1.0 200 OK\nContent-Type: text/plain\nContent-Length: 4\n");
 }
 
 TEST_CASE("net probes report unreachable and silent services with exit 3", "[net][cli]") {
@@ -289,7 +272,7 @@ TEST_CASE("net probes report unreachable and silent services with exit 3", "[net
     }
     auto r = run_cmdwire({"net", "echo", "127.0.0.1:" + std::to_string(closed_port), "x"});
     CHECK(r.exit_code == 3);
-    CHECK(contains(r.output, "cannot connect"));
+    CHECK(contains(r.out, "cannot connect"));
   }
   SECTION("timeout") {
     auto server = one_shot_server::tcp_server([](tcp::socket socket) -> awaitable<void> {
@@ -300,7 +283,7 @@ TEST_CASE("net probes report unreachable and silent services with exit 3", "[net
     const auto started = std::chrono::steady_clock::now();
     auto r = run_cmdwire({"net", "daytime", server->address(), "--timeout", "0.3"});
     CHECK(r.exit_code == 3);
-    CHECK(contains(r.output, "within 0.3 s"));
+    CHECK(contains(r.out, "within 0.3 s"));
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
   }
 }
@@ -322,17 +305,17 @@ TEST_CASE("net ping 127.0.0.1 and ::1", "[net][cli][ping]") {
       continue;
     }
     auto r = run_cmdwire({"net", "ping", host, "--count", "1", "--timeout", "2"});
-    if (contains(r.output, "not permitted")) {
+    if (contains(r.out, "not permitted")) {
       // Neither ICMP socket may be opened: no CAP_NET_RAW and the group is outside
       // net.ipv4.ping_group_range. The binary names the missing permission; that is the check.
-      WARN("SKIPPED ping " << host << ": " << r.output);
+      WARN("SKIPPED ping " << host << ": " << r.out);
       CHECK(r.exit_code == 1);
-      CHECK(contains(r.output, "ping_group_range"));
-      CHECK(contains(r.output, "CAP_NET_RAW"));
+      CHECK(contains(r.out, "ping_group_range"));
+      CHECK(contains(r.out, "CAP_NET_RAW"));
       return;
     }
     CHECK(r.exit_code == 0);
-    CHECK(contains(r.output, "icmp_seq=1"));
-    CHECK(contains(r.output, "1 sent, 1 received, 0% loss"));
+    CHECK(contains(r.out, "icmp_seq=1"));
+    CHECK(contains(r.out, "1 sent, 1 received, 0% loss"));
   }
 }

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "cmdwire/codec.hpp"
 #include "cmdwire/command.hpp"
 #include "cmdwire/error.hpp"
+#include "cmdwire/tls.hpp"
 #include "cmdwire/wire.hpp"
 
 namespace cmdwire {
@@ -33,6 +35,12 @@ struct client_options {
   std::chrono::milliseconds default_deadline{0};
   wire::limits limits;   ///< limits on replies (a reply over max_body is a protocol error).
   decode_limits decode;  ///< nesting limit for typed replies.
+  /// Non-empty: sent as `AUTH <token>` before anything else; `connect` fails with
+  /// errc::unauthorized if the server refuses it. Read it from a file or the environment,
+  /// not from a command line (others can see argv).
+  std::string auth_token;
+  /// TLS: enable it and name the CA that signed the server's certificate.
+  tls_client_config tls;
 };
 
 struct call_options {
@@ -83,6 +91,24 @@ class client {
   /// Blocking line-form call: sends `NAME\nLINE\n` and returns the one line that comes back.
   [[nodiscard]] result<std::string> call_line(std::string_view name, std::string_view line,
                                               call_options opt = {});
+
+  /// Gets one pushed message: topic and body, views valid only during the call. Runs on the
+  /// client's I/O thread: return quickly and make no blocking call on this client from it.
+  using message_handler = std::function<void(std::string_view topic, std::string_view body)>;
+  /// Told once, on the I/O thread, why a subscription ended: connection lost (the server
+  /// also disconnects a subscriber that reads too slowly), or close().
+  using end_handler = std::function<void(const error&)>;
+
+  /// Subscribes to `topic` (`SUBSCRIBE`) and returns once the server has confirmed, so every
+  /// publish made after this returns reaches `on_message`. The connection is then dedicated
+  /// to the subscription: other calls on this client fail with errc::not_connected, and
+  /// closing the client unsubscribes. One topic per client; use one client per topic.
+  [[nodiscard]] result<void> subscribe(std::string_view topic, message_handler on_message,
+                                       end_handler on_end = {});
+
+  /// Publishes `body` to `topic` (`PUBLISH`); returns how many subscribers received it.
+  [[nodiscard]] result<std::size_t> publish(std::string_view topic, std::string_view body,
+                                            call_options opt = {});
 
   /// Untyped call with any Asio completion token; completes with raw_call_signature on the
   /// token's associated executor.

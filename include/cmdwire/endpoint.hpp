@@ -4,6 +4,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "cmdwire/codec.hpp"
 #include "cmdwire/command.hpp"
 #include "cmdwire/error.hpp"
+#include "cmdwire/tls.hpp"
 #include "cmdwire/wire.hpp"
 
 namespace cmdwire {
@@ -58,6 +60,12 @@ struct endpoint_options {
   /// Non-empty: the first line of every connection must be `AUTH <token>`; anything else is
   /// answered `ERR auth` and closed.
   std::string auth_token;
+  /// Set: every listener speaks TLS (certificate, key and optional client CA loaded by
+  /// `listen`/`serve`, which fail if they cannot be).
+  std::optional<tls_server_config> tls;
+  /// Bytes of pushed MSG frames a subscriber may have waiting; one more and it is
+  /// disconnected, so a subscriber that stops reading never holds up publishers.
+  std::size_t max_subscriber_queue = 1u << 20;
 };
 
 /// What a handler sees of one request. Views point into the connection's receive buffer and
@@ -106,6 +114,9 @@ class stream {
   /// Writes all of `bytes` (plus any replies still queued before them).
   virtual asio::awaitable<result<void>> async_write(std::string_view bytes) = 0;
   [[nodiscard]] virtual const asio::ip::tcp::endpoint& peer() const noexcept = 0;
+  /// Ends the connection now: pending reads and writes fail, and a stream handler's session
+  /// reads no further commands.
+  virtual void close() noexcept = 0;
 };
 
 using raw_handler = std::function<void(const request_context&, reply_writer&)>;
@@ -116,6 +127,10 @@ using async_raw_handler =
 using stream_handler = std::function<asio::awaitable<void>(const request_context&, stream&)>;
 /// Owns a whole connection of a non-cmdwire protocol (echo, daytime, chat...).
 using connection_handler = std::function<asio::awaitable<void>(stream&)>;
+/// Answers one UDP datagram (a view valid only during the call) from `from`: the reply to send
+/// back, or nothing. Runs on worker 0; a throw drops the datagram and is logged.
+using datagram_handler = std::function<std::optional<std::string>(
+    std::string_view datagram, const asio::ip::udp::endpoint& from)>;
 
 namespace detail {
 template <class T>
@@ -164,6 +179,15 @@ class endpoint {
   /// Binds a listener whose connections are given whole to `fn` (same threads, limits, stop).
   [[nodiscard]] result<std::uint16_t> serve(std::string_view host, std::uint16_t port,
                                             connection_handler fn);
+  /// Binds a UDP socket whose datagrams are answered by `fn` on worker 0 until stop().
+  /// Port 0 picks a free port; the bound port is returned.
+  [[nodiscard]] result<std::uint16_t> serve_udp(std::string_view host, std::uint16_t port,
+                                                datagram_handler fn);
+
+  /// Pushes `MSG topic length\nbody\n` to every connection subscribed to `topic` (see the
+  /// SUBSCRIBE command); any thread, never blocks on a socket. Returns how many subscribers
+  /// took it; one whose queue is over max_subscriber_queue is disconnected and not counted.
+  std::size_t publish(std::string_view topic, std::string_view body);
 
   /// Port of the first listener (0 before `listen`).
   [[nodiscard]] std::uint16_t port() const noexcept;

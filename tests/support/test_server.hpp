@@ -13,6 +13,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <cerrno>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -88,7 +89,13 @@ class raw_socket {
     socket_.connect({asio::ip::make_address("127.0.0.1"), port});
   }
   void send(std::string_view bytes) {
-    asio::write(socket_, asio::buffer(bytes.data(), bytes.size()));
+    // MSG_NOSIGNAL: a server that closes on us must fail the test, not kill it with SIGPIPE.
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::runtime_error("raw_socket: send failed");
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
   }
   /// Reads exactly n bytes; throws on EOF or after 10 s without data.
   std::string read_exact(std::size_t n) {
@@ -109,7 +116,24 @@ class raw_socket {
       out += chunk;
     }
   }
+  /// Reads until `marker` has arrived (returns everything up to and including it), or until
+  /// EOF (returns what came). Throws after 10 s without data.
+  std::string read_until(std::string_view marker) {
+    std::string out;
+    while (out.find(marker) == std::string::npos) {
+      const std::string chunk = read_some(64 * 1024);
+      if (chunk.empty()) break;
+      out += chunk;
+    }
+    return out;
+  }
   void shutdown_send() { socket_.shutdown(asio::ip::tcp::socket::shutdown_send); }
+  void set_nonblocking() { socket_.non_blocking(true); }
+  /// Sends what the socket takes without blocking; 0 when it would block.
+  std::size_t try_send(std::string_view bytes) {
+    const ssize_t n = ::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
   asio::ip::tcp::socket& socket() { return socket_; }
 
  private:

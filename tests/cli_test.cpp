@@ -1,0 +1,188 @@
+// Runs the built `cmdwire` CLI against a live in-process server (and the built cmdwire-server
+// as a child process) and checks what a user sees: output, one-line errors and exit codes.
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include "support/process.hpp"
+#include "support/test_server.hpp"
+
+using cmdwire::test::bin_path;
+using cmdwire::test::child_process;
+using cmdwire::test::run_result;
+using cmdwire::test::test_server;
+
+namespace {
+
+/// Runs `cmdwire args...`; stdout and stderr apart.
+run_result cmdwire_cli(std::vector<std::string> args) {
+  args.insert(args.begin(), bin_path("cmdwire"));
+  run_result r = cmdwire::test::run(args);
+  std::string command;
+  for (const auto& a : args) command += " " + a;
+  UNSCOPED_INFO("$" << command << "\nexit " << r.exit_code << "\nstdout:\n"
+                    << r.out << "\nstderr:\n"
+                    << r.err);
+  return r;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+/// One line, as the CLI promises for every failure: text, then exactly one LF at the end.
+bool is_one_line(const std::string& text) {
+  return !text.empty() && text.find('\n') == text.size() - 1;
+}
+
+}  // namespace
+
+TEST_CASE("cmdwire call prints replies and exits 0", "[cli]") {
+  test_server server;
+  const std::string addr = server.address();
+
+  SECTION("PING") {
+    const auto r = cmdwire_cli({"call", "--connect", addr, "PING"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "PONG\n");
+    CHECK(r.err.empty());
+  }
+  SECTION("ECHO --data") {
+    const auto r = cmdwire_cli({"call", "--connect", addr, "ECHO", "--data", "hello"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "hello\n");
+  }
+  SECTION("STRING as a line command") {
+    const auto r = cmdwire_cli({"call", "--connect", addr, "STRING", "--line", "Additional data."});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "Thank you.\n");
+  }
+  SECTION("STRUCT --json pretty-prints the JSON reply") {
+    const std::string json =
+        R"({"n":1,"s":"root","m":[{"key":"a","value":1}],"p":[1,2],)"
+        R"("c":{"ptr_wrapper":{"valid":1,"data":{"n":2,"s":"child","m":[],"p":[],)"
+        R"("c":{"ptr_wrapper":{"valid":0}}}}}})";
+    const auto r = cmdwire_cli({"call", "--connect", addr, "STRUCT", "--json", json});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out ==
+          "{\n"
+          "  \"depth\": 2,\n"
+          "  \"entries\": 1,\n"
+          "  \"bytes\": 2,\n"
+          "  \"names\": \"root/child\"\n"
+          "}\n");
+  }
+}
+
+TEST_CASE("cmdwire call reports error replies in one line with exit 1", "[cli]") {
+  test_server server;
+  const std::string addr = server.address();
+
+  SECTION("unknown command") {
+    const auto r = cmdwire_cli({"call", "--connect", addr, "NOPE"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.empty());
+    CHECK(is_one_line(r.err));
+    CHECK(contains(r.err, "unknown-command"));
+    CHECK(contains(r.err, "NOPE"));
+  }
+  SECTION("undecodable body") {
+    const auto r = cmdwire_cli({"call", "--connect", addr, "STRUCT", "--data", "garbage"});
+    CHECK(r.exit_code == 1);
+    CHECK(is_one_line(r.err));
+    CHECK(contains(r.err, "bad-body"));
+  }
+}
+
+TEST_CASE("cmdwire exits 3 when no server listens", "[cli]") {
+  std::string addr;
+  {
+    test_server stopped;
+    addr = stopped.address();
+  }  // stopped and closed: nothing listens on that port now
+  SECTION("call") {
+    const auto r = cmdwire_cli({"call", "--connect", addr, "PING"});
+    CHECK(r.exit_code == 3);
+    CHECK(is_one_line(r.err));
+    CHECK(contains(r.err, "cannot connect to " + addr));
+    CHECK(contains(r.err, "is cmdwire-server running?"));
+  }
+  SECTION("demo") {
+    const auto r = cmdwire_cli({"demo", "--connect", addr});
+    CHECK(r.exit_code == 3);
+    CHECK(contains(r.err, "is cmdwire-server running?"));
+  }
+}
+
+TEST_CASE("cmdwire exits 2 on bad usage, before connecting", "[cli]") {
+  // A server that is never reached: usage errors are found before any connection.
+  test_server server;
+  const std::string addr = server.address();
+
+  SECTION("no command name") {
+    const auto r = cmdwire_cli({"call", "--connect", addr});
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, "NAME is required"));
+  }
+  SECTION("--json with --data") {
+    const auto r =
+        cmdwire_cli({"call", "--connect", addr, "STRUCT", "--json", "{}", "--data", "x"});
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, "excludes"));
+  }
+  SECTION("--file that does not exist") {
+    const std::string missing = "/nonexistent/cmdwire-cli-test-body";
+    const auto r = cmdwire_cli({"call", "--connect", addr, "ECHO", "--file", missing});
+    CHECK(r.exit_code == 2);
+    CHECK(is_one_line(r.err));
+    CHECK(contains(r.err, missing));
+  }
+  SECTION("no subcommand") { CHECK(cmdwire_cli({}).exit_code == 2); }
+  SECTION("an address that is not HOST:PORT") {
+    const auto r = cmdwire_cli({"call", "--connect", "no-port-here", "PING"});
+    CHECK(r.exit_code == 2);
+    CHECK(is_one_line(r.err));
+  }
+}
+
+TEST_CASE("cmdwire demo runs the STRING, STRUCT and PROTO exchange", "[cli]") {
+  test_server server;
+  const auto r = cmdwire_cli({"demo", "--connect", server.address()});
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+  CHECK(contains(r.out, "<- Thank you.\n"));
+  // STRUCT, then PROTO: both summaries of the two-level sample.
+  const std::string summary = "<- depth=2 entries=4 bytes=8 names=level0/level1\n";
+  const auto first = r.out.find(summary);
+  REQUIRE(first != std::string::npos);
+  CHECK(r.out.find(summary, first + 1) != std::string::npos);
+}
+
+TEST_CASE("cmdwire-server: port 0, the demo against it, SIGTERM exits 0", "[cli][server]") {
+  child_process server({bin_path("cmdwire-server"), "--listen", "127.0.0.1:0", "--threads", "2"});
+  const auto line = server.read_line();
+  REQUIRE(line.has_value());
+  const std::string prefix = "cmdwire-server listening on ";
+  REQUIRE(line->starts_with(prefix));
+  const std::string addr = line->substr(prefix.size());
+  CHECK(addr.starts_with("127.0.0.1:"));
+  CHECK(addr != "127.0.0.1:0");
+
+  const auto demo = cmdwire_cli({"demo", "--connect", addr});
+  CHECK(demo.exit_code == 0);
+  CHECK(contains(demo.out, "Thank you."));
+  CHECK(contains(demo.out, "depth=2"));
+
+  server.signal(SIGTERM);
+  const auto stopped = server.wait();
+  INFO("server stderr:\n" << stopped.err);
+  CHECK(stopped.exit_code == 0);
+}
+
+TEST_CASE("cmdwire-server refuses a bad --listen with exit 2", "[cli][server]") {
+  const auto r = cmdwire::test::run({bin_path("cmdwire-server"), "--listen", "not-an-address"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.empty());
+  CHECK(is_one_line(r.err));
+}

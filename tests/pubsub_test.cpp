@@ -1,0 +1,193 @@
+// Publish/subscribe over loopback: the SUBSCRIBE/PUBLISH frames byte for byte, the client API,
+// endpoint::publish from C++, topic isolation, receiver counts, and eviction of a subscriber
+// that stops reading.
+#include "cmdwire/pubsub.hpp"
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cmdwire/client.hpp"
+#include "support/log_capture.hpp"
+#include "support/test_server.hpp"
+
+using namespace std::string_literals;
+using cmdwire::test::log_capture;
+using cmdwire::test::raw_socket;
+using cmdwire::test::test_server;
+
+namespace {
+
+/// What a client subscription received, for the test thread to wait on.
+class inbox {
+ public:
+  cmdwire::client::message_handler handler() {
+    return [this](std::string_view topic, std::string_view body) {
+      std::lock_guard lock(mutex_);
+      messages_.emplace_back(std::string(topic) + ":" + std::string(body));
+      changed_.notify_all();
+    };
+  }
+  /// Waits for the n-th message (1-based); empty after 10 s.
+  std::string wait(std::size_t n) {
+    std::unique_lock lock(mutex_);
+    if (!changed_.wait_for(lock, std::chrono::seconds(10), [&] { return messages_.size() >= n; })) {
+      return {};
+    }
+    return messages_[n - 1];
+  }
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    return messages_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> messages_;
+};
+
+/// Reads as many bytes as `expected` holds and checks they are those bytes.
+void expect(raw_socket& s, std::string_view expected) {
+  CHECK(s.read_exact(expected.size()) == expected);
+}
+
+cmdwire::endpoint_options logging_to(log_capture& logs) {
+  cmdwire::endpoint_options o;
+  o.log = logs.sink();
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("MSG frames parse and format", "[pubsub]") {
+  std::string frame;
+  cmdwire::pubsub::append_message(frame, "news", "a\0b"s);
+  CHECK(frame == "MSG news 3\na\0b\n"s);
+  const cmdwire::wire::limits lim;
+  for (std::size_t cut = 0; cut < frame.size(); ++cut) {
+    CHECK(cmdwire::pubsub::parse_message(frame.substr(0, cut), lim).state ==
+          cmdwire::wire::status::need_more);
+  }
+  const std::string two = frame + "MSG";  // the parse refers into it
+  const auto parsed = cmdwire::pubsub::parse_message(two, lim);
+  REQUIRE(parsed.state == cmdwire::wire::status::complete);
+  CHECK(parsed.msg.topic == "news");
+  CHECK(parsed.msg.body == "a\0b"s);
+  CHECK(parsed.size == frame.size());
+  CHECK(cmdwire::pubsub::parse_message("OK 1\nx\n", lim).state == cmdwire::wire::status::error);
+  CHECK(cmdwire::pubsub::parse_message("MSG news x\n", lim).state == cmdwire::wire::status::error);
+}
+
+TEST_CASE("SUBSCRIBE and PUBLISH over raw sockets, line and framed forms", "[pubsub]") {
+  test_server server;
+  raw_socket sub(server.port());
+  sub.send("SUBSCRIBE\nnews\n");
+  expect(sub, "OK 4\nnews\n");
+
+  raw_socket pub(server.port());
+  pub.send("PUBLISH\nnews hello all\n");
+  expect(pub, "1\n");
+  expect(sub, "MSG news 9\nhello all\n");
+
+  SECTION("framed, binary-safe body") {
+    const std::string body = "news a\0b\n"s;
+    pub.send("PUBLISH 9\n" + body);
+    expect(pub, "OK 1\n1\n");
+    expect(sub, "MSG news 4\na\0b\n\n"s);
+  }
+  SECTION("framed SUBSCRIBE with a request id") {
+    raw_socket sub2(server.port());
+    sub2.send("SUBSCRIBE 6 id=7\nsports");
+    expect(sub2, "OK 6 id=7\nsports\n");
+    pub.send("PUBLISH\nsports goal\n");
+    expect(pub, "1\n");
+    expect(sub2, "MSG sports 4\ngoal\n");
+  }
+  SECTION("topics are isolated") {
+    pub.send("PUBLISH\nsports goal\nPUBLISH\nnews second\n");
+    expect(pub, "0\n1\n");
+    expect(sub, "MSG news 6\nsecond\n");
+  }
+  SECTION("invalid topics are bad-body and the connection stays usable") {
+    pub.send("PUBLISH\nbad\ttopic x\nPING\n");
+    CHECK(pub.read_exact(14).starts_with("ERR bad-body "));
+  }
+}
+
+TEST_CASE("client subscribe and publish, and endpoint::publish from C++", "[pubsub]") {
+  log_capture logs;
+  test_server server(logging_to(logs));
+  auto sub_a = cmdwire::client::connect(server.address());
+  auto sub_b = cmdwire::client::connect(server.address());
+  auto pub = cmdwire::client::connect(server.address());
+  REQUIRE(sub_a.has_value());
+  REQUIRE(sub_b.has_value());
+  REQUIRE(pub.has_value());
+  inbox a;
+  inbox b;
+  REQUIRE(sub_a->subscribe("news", a.handler()).has_value());
+  REQUIRE(sub_b->subscribe("news", b.handler()).has_value());
+
+  auto receivers = pub->publish("news", "hello\0all"s);
+  REQUIRE(receivers.has_value());
+  CHECK(*receivers == 2);
+  CHECK(a.wait(1) == "news:hello\0all"s);
+  CHECK(b.wait(1) == "news:hello\0all"s);
+
+  CHECK(server.ep().publish("news", "from c++") == 2);
+  CHECK(a.wait(2) == "news:from c++");
+  CHECK(b.wait(2) == "news:from c++");
+  CHECK(server.ep().publish("weather", "rain") == 0);
+
+  SECTION("a subscribed connection takes no other calls") {
+    CHECK(sub_a->call_raw("PING", "").error().code == cmdwire::errc::not_connected);
+    CHECK(!sub_a->subscribe("weather", a.handler()).has_value());
+  }
+  SECTION("closing a subscriber unsubscribes it") {
+    sub_b->close();
+    REQUIRE(logs.wait_for("unsubscribed from news"));
+    CHECK(pub->publish("news", "after").value() == 1);
+    CHECK(a.wait(3) == "news:after");
+    CHECK(b.size() == 2);
+  }
+  SECTION("invalid topics are refused before sending") {
+    CHECK(pub->publish("bad topic", "x").error().code == cmdwire::errc::bad_request);
+  }
+}
+
+TEST_CASE("a subscriber that stops reading is disconnected; the others keep receiving",
+          "[pubsub]") {
+  log_capture logs;
+  cmdwire::endpoint_options options = logging_to(logs);
+  options.max_subscriber_queue = 64 * 1024;
+  test_server server(options);
+
+  raw_socket slow(server.port());
+  slow.send("SUBSCRIBE\nnews\n");
+  expect(slow, "OK 4\nnews\n");  // the last bytes `slow` reads until the end
+
+  auto good = cmdwire::client::connect(server.address());
+  REQUIRE(good.has_value());
+  inbox received;
+  REQUIRE(good->subscribe("news", received.handler()).has_value());
+
+  const std::string chunk(32 * 1024, 'x');
+  constexpr std::size_t max_rounds = 4096;  // 128 MiB: far beyond any loopback buffering
+  std::size_t rounds = 0;
+  std::size_t receivers = 2;
+  while (receivers == 2 && rounds < max_rounds) {
+    receivers = server.ep().publish("news", chunk);
+    ++rounds;
+    // Pace on the reading subscriber, so only the slow one can fall behind.
+    REQUIRE(received.wait(rounds) == "news:" + chunk);
+  }
+  CHECK(receivers == 1);
+  CHECK(logs.wait_for("disconnected: not reading"));
+  CHECK(server.ep().publish("news", "after") == 1);
+  CHECK(received.wait(rounds + 1) == "news:after");
+  // The slow subscriber sees the close once it drains what was already on its way.
+  CHECK(slow.read_to_eof().size() < rounds * chunk.size());
+}
