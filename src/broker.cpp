@@ -88,7 +88,9 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
   wire::append_ok(ack, topic, rc.id);
   if (co_await s.async_write(ack)) {
     using namespace asio::experimental::awaitable_operators;
-    co_await (async_discard_input(s) || box.async_drain_to(s) || box.async_wait_evicted());
+    co_await (async_then_close(async_discard_input(s), s) ||
+              async_then_close(box.async_drain_to(s), s) ||
+              async_then_close(box.async_wait_evicted(), s));
   }
   if (box.evicted()) {
     log(log_level::warn, fmt::format("disconnected: not reading, over {} bytes queued for",

@@ -75,8 +75,8 @@ class outbox {
     }
   }
 
-  /// Completes when the outbox is evicted (or cancelled). Joined with the writer by `||`, it
-  /// cancels a write that a non-reading peer keeps blocked forever.
+  /// Completes when the outbox is evicted (or cancelled). Run through async_then_close next to
+  /// the writer, it ends a write that a non-reading peer keeps blocked forever.
   asio::awaitable<void> async_wait_evicted() {
     constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
     (void)co_await evicted_signal_.async_receive(nothrow);
@@ -92,6 +92,14 @@ class outbox {
   signal doorbell_;        ///< "pending_ is not empty (or evicted)"; one token at most
   signal evicted_signal_;  ///< rung once, on eviction
 };
+
+/// Runs `op`, then closes `s`. The session's reads and writes ignore per-operation cancellation
+/// (it stops them by closing the socket), so in a `reader || writer || watcher` group the
+/// branch that ends first must close the stream for the others to end too.
+inline asio::awaitable<void> async_then_close(asio::awaitable<void> op, stream& s) {
+  co_await std::move(op);
+  s.close();
+}
 
 /// Reads and drops whatever the peer sends until it closes or the read fails: a pushed-to
 /// connection has nothing more to say, but its EOF is how we learn it left.

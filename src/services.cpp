@@ -112,8 +112,11 @@ asio::awaitable<void> chat_room::async_serve(stream& s) {
   impl_->log(log_level::info, s, fmt::format("joined the chat ({} members)", joined));
 
   using namespace asio::experimental::awaitable_operators;
-  co_await (impl_->async_read_and_broadcast(s) || box.async_drain_to(s) ||
-            box.async_wait_evicted());
+  // A member that half-closes is gone as far as the room is concerned, so the first branch
+  // to end (EOF, write failure, eviction) closes the connection for all three.
+  co_await (detail::async_then_close(impl_->async_read_and_broadcast(s), s) ||
+            detail::async_then_close(box.async_drain_to(s), s) ||
+            detail::async_then_close(box.async_wait_evicted(), s));
 
   const std::size_t left = impl_->leave(box);
   if (box.evicted()) {
