@@ -59,6 +59,7 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
     s.close();  // the framing is lost (or the peer left): nothing after it can be trusted
     co_return;
   }
+  s.set_idle_timeout({});  // a subscriber may hear nothing for hours; that is not idleness
   const std::string topic(*body);
   if (!pubsub::valid_topic(topic)) {
     std::string reply;

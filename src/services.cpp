@@ -110,6 +110,7 @@ asio::awaitable<void> chat_room::async_serve(stream& s) {
     ~leave_on_exit() { room.leave(box); }
   } guard{*impl_, box};
   impl_->log(log_level::info, s, fmt::format("joined the chat ({} members)", joined));
+  s.set_idle_timeout({});  // silent members are normal in a chat
 
   using namespace asio::experimental::awaitable_operators;
   // A member that half-closes is gone as far as the room is concerned, so the first branch

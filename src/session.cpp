@@ -91,6 +91,10 @@ class session final : public stream {
     co_await fn(*this);
   }
 
+  void set_idle_timeout(std::chrono::milliseconds timeout) noexcept override {
+    idle_timeout_ = timeout;
+  }
+
   /// Finish what has been read, then close; a session waiting for input closes now.
   void request_stop() noexcept {
     draining_ = true;
@@ -173,6 +177,7 @@ class session final : public stream {
   std::chrono::steady_clock::time_point last_read_{};
   std::string out_;   ///< replies not written yet, in request order.
   std::string body_;  ///< scratch for one reply body; reused.
+  std::chrono::milliseconds idle_timeout_ = opt_.idle_timeout;
   std::size_t accounted_ = 0;
   /// When the watchdog closes the connection; time_point::max() while a handler runs.
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
@@ -218,7 +223,11 @@ asio::awaitable<boost::system::error_code> session::read_more(std::size_t need) 
   if (draining_) co_return asio::error::operation_aborted;
   if (have == 0) {
     request_began_.reset();
-    set_deadline(opt_.idle_timeout);
+    if (idle_timeout_.count() > 0) {
+      set_deadline(idle_timeout_);
+    } else {
+      deadline_ = std::chrono::steady_clock::time_point::max();
+    }
   } else {
     if (!request_began_) request_began_ = last_read_;
     deadline_ = *request_began_ + opt_.request_timeout;

@@ -312,3 +312,20 @@ TEST_CASE("shared-secret auth", "[hardening]") {
     CHECK(refused.error().code == cmdwire::errc::unauthorized);
   }
 }
+
+TEST_CASE("subscribers are exempt from the idle timeout, plain connections are not",
+          "[hardening]") {
+  cmdwire::endpoint_options options;
+  options.idle_timeout = 200ms;
+  test_server server(options);
+  raw_socket subscriber(server.port());
+  subscriber.send("SUBSCRIBE\nnews\n");
+  CHECK(subscriber.read_exact(10) == "OK 4\nnews\n");
+  raw_socket idle(server.port());
+  idle.send("PING\n");
+  CHECK(idle.read_exact(10) == "OK 4\nPONG\n");
+  CHECK(idle.read_to_eof().empty());  // the plain connection is closed as idle...
+  // ...while the subscriber, just as quiet for as long, still gets what is published.
+  CHECK(server.ep().publish("news", "still here") == 1);
+  CHECK(subscriber.read_exact(23) == "MSG news 10\nstill here\n");
+}

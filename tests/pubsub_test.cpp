@@ -158,7 +158,7 @@ TEST_CASE("client subscribe and publish, and endpoint::publish from C++", "[pubs
   }
 }
 
-TEST_CASE("a subscriber that stops reading is disconnected; the others keep receiving",
+TEST_CASE("a subscriber that stops reading is disconnected, the others keep receiving",
           "[pubsub]") {
   log_capture logs;
   cmdwire::endpoint_options options = logging_to(logs);

@@ -117,6 +117,9 @@ class stream {
   /// Ends the connection now: pending reads and writes fail, and a stream handler's session
   /// reads no further commands.
   virtual void close() noexcept = 0;
+  /// Replaces the endpoint's idle_timeout for this connection; zero means none. For
+  /// connections that are quiet by design (subscribers, chat members).
+  virtual void set_idle_timeout(std::chrono::milliseconds timeout) noexcept = 0;
 };
 
 using raw_handler = std::function<void(const request_context&, reply_writer&)>;
