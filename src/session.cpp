@@ -137,6 +137,8 @@ class session final : public stream {
   asio::awaitable<void> run_stream(const handler_entry& entry, const wire::request& req);
   [[nodiscard]] request_context context_for(const wire::request& req) const noexcept;
   void append_reply(const request_context& rc, const reply_writer& writer);
+  /// Call inside a catch block: turns the exception in flight into the error reply.
+  void fail_from_exception(const request_context& rc, reply_writer& writer) const;
   [[nodiscard]] bool deadline_passed(const wire::request& req) const;
 
   // One read or write on whichever stream this connection speaks, plain or TLS.
@@ -288,17 +290,30 @@ void session::append_reply(const request_context& rc, const reply_writer& writer
   wire::append_ok(out_, body_, rc.id);
 }
 
+void session::fail_from_exception(const request_context& rc, reply_writer& writer) const {
+  // A thrown call_failed is a handler's way to choose the error reply; anything else is a bug
+  // in the handler, reported as `internal` and logged.
+  try {
+    throw;
+  } catch (const call_failed& e) {
+    writer.fail(wire_code(e.failure().code), e.failure().message);
+  } catch (const std::exception& e) {
+    log(log_level::warn, fmt::format("handler for {} threw: {}", rc.name, e.what()));
+    writer.fail(errc::internal, e.what());
+  } catch (...) {
+    log(log_level::warn, fmt::format("handler for {} threw a non-exception", rc.name));
+    writer.fail(errc::internal, "handler failed");
+  }
+}
+
 void session::run_sync(const handler_entry& entry, const wire::request& req) {
   const request_context rc = context_for(req);
   body_.clear();
   reply_writer writer(body_);
   try {
     entry.sync(rc, writer);
-  } catch (const call_failed& e) {
-    writer.fail(wire_code(e.failure().code), e.failure().message);
-  } catch (const std::exception& e) {
-    log(log_level::warn, fmt::format("handler for {} threw: {}", rc.name, e.what()));
-    writer.fail(errc::internal, e.what());
+  } catch (...) {
+    fail_from_exception(rc, writer);
   }
   append_reply(rc, writer);
 }
@@ -309,11 +324,8 @@ asio::awaitable<void> session::run_async(const handler_entry& entry, const wire:
   reply_writer writer(body_);
   try {
     co_await entry.async(rc, writer);
-  } catch (const call_failed& e) {
-    writer.fail(wire_code(e.failure().code), e.failure().message);
-  } catch (const std::exception& e) {
-    log(log_level::warn, fmt::format("handler for {} threw: {}", rc.name, e.what()));
-    writer.fail(errc::internal, e.what());
+  } catch (...) {
+    fail_from_exception(rc, writer);
   }
   append_reply(rc, writer);
 }
