@@ -273,7 +273,7 @@ git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" 
   echo
   echo "## Allocations per request"
   echo
-  echo "\`tests/alloc_test.cpp\` counts every \`operator new\` in the process across 10,000 pipelined ECHO/PING requests after warm-up (budget < 0.01 per request); it runs with \`make test\`."
+  echo "\`tests/alloc_test.cpp\` counts every \`operator new\` in the process across 16,000 pipelined ECHO/PING requests on 16 connections after warm-up (budget < 0.01 per request); it runs with \`make test\`."
   if [[ -f bench/notes.md ]]; then
     echo
     cat bench/notes.md
