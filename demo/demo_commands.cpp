@@ -70,8 +70,9 @@ pb::Complex make_sample_proto(std::uint32_t depth, std::size_t bytes_per_level) 
 }
 
 std::string daytime_now() {
-  const auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
-  return fmt::format("{:%A, %B %d, %Y %H:%M:%S}-UTC", now);
+  // fmt formats a system_clock time_point in local time; the text promises UTC.
+  return fmt::format("{:%A, %B %d, %Y %H:%M:%S}-UTC",
+                     fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
 }
 
 }  // namespace cmdwire::demo

@@ -84,10 +84,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-connections", options.max_connections,
                  "connections served at once; more get ERR busy")
       ->capture_default_str();
+  // A command line must at least hold a name and a length; 64 bytes is the floor.
   app.add_option("--max-line", options.limits.max_line, "longest command line in bytes")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 20));
   app.add_option("--max-body", options.limits.max_body, "largest request body in bytes")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31));
   app.add_option("--max-pipelined", options.max_pipelined,
                  "requests answered per read before replies are written")
       ->capture_default_str();
@@ -154,6 +157,25 @@ int main(int argc, char** argv) {
     return 3;
   }
   where->port = *port;
+  // First SIGINT/SIGTERM: drain (in another thread, so this one keeps listening); second: exit.
+  boost::asio::io_context signals_context(1);
+  boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+  std::thread stopper;
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    options.log(cmdwire::log_level::info,
+                fmt::format("signal {}: draining (up to {} ms); signal again to exit now", signo,
+                            options.drain_timeout.count()));
+    signals.async_wait([&](const boost::system::error_code& again, int) {
+      if (again) return;
+      options.log(cmdwire::log_level::warn, "second signal: exiting without draining");
+      std::_Exit(1);
+    });
+    stopper = std::thread([&] {
+      ep.stop();
+      signals_context.stop();
+    });
+  });
   // Scripts and tests read this line to learn the port when they asked for port 0.
   fmt::print("cmdwire-server listening on {}\n", where->to_string());
   // The classic services share the endpoint's threads, limits and stop(); each prints its
@@ -196,25 +218,6 @@ int main(int argc, char** argv) {
               fmt::format("serving {} commands on {} with {} threads", ep.command_names().size(),
                           where->to_string(), ep.options().threads));
 
-  // First SIGINT/SIGTERM: drain (in another thread, so this one keeps listening); second: exit.
-  boost::asio::io_context signals_context(1);
-  boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
-  std::thread stopper;
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    options.log(cmdwire::log_level::info,
-                fmt::format("signal {}: draining (up to {} ms); signal again to exit now", signo,
-                            options.drain_timeout.count()));
-    signals.async_wait([&](const boost::system::error_code& again, int) {
-      if (again) return;
-      options.log(cmdwire::log_level::warn, "second signal: exiting without draining");
-      std::_Exit(1);
-    });
-    stopper = std::thread([&] {
-      ep.stop();
-      signals_context.stop();
-    });
-  });
   ep.start();
   signals_context.run();
   if (stopper.joinable()) stopper.join();

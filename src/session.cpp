@@ -280,8 +280,13 @@ void session::append_reply(const request_context& rc, const reply_writer& writer
   }
   if (rc.line_form) {
     // A line reply must stay one line, and must not look like an error frame.
-    if (body_.find('\n') != std::string::npos || body_.starts_with("ERR ")) {
+    if (body_.find('\n') != std::string::npos) {
       wire::append_error(out_, errc::internal, "line handler returned more than one line", rc.id);
+      return;
+    }
+    if (body_.starts_with("ERR ")) {
+      wire::append_error(out_, errc::internal,
+                         "line handler returned a line that reads as an error reply", rc.id);
       return;
     }
     wire::append_line(out_, body_);

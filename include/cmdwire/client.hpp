@@ -79,7 +79,9 @@ class client {
                                                   call_options opt = {});
 
   /// Typed call for coroutines, on any executor: resumes on the caller's executor.
-  /// `req` is encoded before this returns, so it need not outlive the call.
+  /// `req` is encoded before this returns, so it need not outlive the call. Pass a named
+  /// object, not a braced temporary: GCC 12 miscompiles `co_await f(T{...})` and destroys the
+  /// temporary twice.
   template <command C>
   [[nodiscard]] asio::awaitable<result<received_t<typename C::response>>> async_call(
       const typename C::request& req, call_options opt = {});
