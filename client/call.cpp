@@ -1,10 +1,10 @@
 // `cmdwire call NAME [--json TEXT | --data TEXT | --file PATH]`: one command by hand.
-#include <cstdio>
 #include <fmt/format.h>
+#include <unistd.h>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <unistd.h>
 
 #include "client/cli.hpp"
 #include "client/connect.hpp"
@@ -27,7 +27,8 @@ struct call_args {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw failure(exit_usage, fmt::format("cannot read '{}': no such file or no access", path));
+  if (!in)
+    throw failure(exit_usage, fmt::format("cannot read '{}': no such file or no access", path));
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
@@ -73,11 +74,11 @@ void run_call(const call_args& args, const CLI::App& cmd) {
 
 void add_call_command(CLI::App& app) {
   auto args = std::make_shared<call_args>();
-  CLI::App* cmd = app.add_subcommand(
-      "call",
-      "Send one command and print the reply (JSON replies pretty-printed).\n"
-      "Examples: cmdwire call PING | cmdwire call ECHO --data hello | "
-      "cmdwire call STRING --line 'Additional data.'");
+  CLI::App* cmd =
+      app.add_subcommand("call",
+                         "Send one command and print the reply (JSON replies pretty-printed).\n"
+                         "Examples: cmdwire call PING | cmdwire call ECHO --data hello | "
+                         "cmdwire call STRING --line 'Additional data.'");
   cmd->add_option("--connect", args->address, "server HOST:PORT")->capture_default_str();
   cmd->add_option("NAME", args->name, "command name, e.g. PING")->required();
   auto* json = cmd->add_option("--json", args->json, "JSON body; the reply comes back as JSON");

@@ -1,9 +1,9 @@
 // Connection and failure reporting shared by the CLI's subcommands.
 #include "client/connect.hpp"
 
+#include <fmt/format.h>
 #include <chrono>
 #include <cstdlib>
-#include <fmt/format.h>
 #include <fstream>
 
 namespace cmdwire::cli {
@@ -73,9 +73,9 @@ cmdwire::client connect_or_fail(const std::string& address, double timeout_s) {
 void fail_call(std::string_view command, const cmdwire::error& e) {
   const auto& code = e.code;
   if (code == cmdwire::errc::timeout) {
-    throw failure(exit_connection,
-                  fmt::format("{}: no reply in time — raise --timeout if the server is slow",
-                              command));
+    throw failure(
+        exit_connection,
+        fmt::format("{}: no reply in time — raise --timeout if the server is slow", command));
   }
   if (code == cmdwire::errc::connection_lost || code == cmdwire::errc::not_connected ||
       code == cmdwire::errc::protocol_error) {

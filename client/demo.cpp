@@ -51,9 +51,10 @@ void add_demo_command(CLI::App& app) {
     double timeout_s = 10.0;
   };
   auto args = std::make_shared<demo_args>();
-  CLI::App* cmd = app.add_subcommand(
-      "demo", "Run the demo exchange: STRING, a recursive STRUCT, and PROTO.\n"
-              "Example: cmdwire demo --connect 127.0.0.1:61000");
+  CLI::App* cmd =
+      app.add_subcommand("demo",
+                         "Run the demo exchange: STRING, a recursive STRUCT, and PROTO.\n"
+                         "Example: cmdwire demo --connect 127.0.0.1:61000");
   cmd->add_option("--connect", args->address, "server HOST:PORT")->capture_default_str();
   cmd->add_option("--timeout", args->timeout_s, "seconds to wait for connect and each reply")
       ->capture_default_str()

@@ -1,8 +1,8 @@
 // cmdwire: the command-line client. Sends any command by hand, runs the demo exchange, and
 // carries the socket toolbox (`cmdwire net ...`).
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fmt/format.h>
 
 #include "client/cli.hpp"
 #include "client/connect.hpp"
@@ -24,8 +24,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--tls-cert", tls.cert_file, "client certificate, for mutual TLS")
       ->check(CLI::ExistingFile);
-  app.add_option("--tls-key", tls.key_file, "private key for --tls-cert")
-      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", tls.key_file, "private key for --tls-cert")->check(CLI::ExistingFile);
   cmdwire::cli::set_tls(&tls);
   cmdwire::cli::add_call_command(app);
   cmdwire::cli::add_demo_command(app);

@@ -1,9 +1,9 @@
 // Summaries and samples for the demo commands.
 #include "demo/demo_commands.hpp"
 
-#include <chrono>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <chrono>
 
 namespace cmdwire::demo {
 
@@ -71,8 +71,9 @@ pb::Complex make_sample_proto(std::uint32_t depth, std::size_t bytes_per_level) 
 
 std::string daytime_now() {
   // fmt formats a system_clock time_point in local time; the text promises UTC.
-  return fmt::format("{:%A, %B %d, %Y %H:%M:%S}-UTC",
-                     fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
+  return fmt::format(
+      "{:%A, %B %d, %Y %H:%M:%S}-UTC",
+      fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
 }
 
 }  // namespace cmdwire::demo

@@ -102,8 +102,7 @@ struct Commands {
 /// Builds a chain `depth` levels deep, each level with a small map and `bytes_per_level` bytes:
 /// the sample the CLI demo, tests and benchmarks send.
 [[nodiscard]] ComplexData make_sample(std::uint32_t depth, std::size_t bytes_per_level = 4);
-[[nodiscard]] pb::Complex make_sample_proto(std::uint32_t depth,
-                                                       std::size_t bytes_per_level = 4);
+[[nodiscard]] pb::Complex make_sample_proto(std::uint32_t depth, std::size_t bytes_per_level = 4);
 
 /// Time as DAYTIME sends it: "Saturday, November 28, 2026 18:04:05-UTC".
 [[nodiscard]] std::string daytime_now();

@@ -7,7 +7,8 @@
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "Usage: example-client HOST:PORT\nExample: example-client 127.0.0.1:7000\n");
+    std::fprintf(stderr,
+                 "Usage: example-client HOST:PORT\nExample: example-client 127.0.0.1:7000\n");
     return 2;
   }
   auto conn = cmdwire::client::connect(argv[1]);

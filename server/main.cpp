@@ -1,18 +1,18 @@
 // cmdwire-server: serves the demo commands over TCP until SIGINT/SIGTERM.
 // Usage: cmdwire-server [--listen HOST:PORT] [--threads N] [--log-level LEVEL]
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fmt/chrono.h>
-#include <fmt/format.h>
-#include <cmath>
 #include <fstream>
 #include <map>
-#include <thread>
 #include <mutex>
+#include <thread>
 
 #include "cmdwire/address.hpp"
 #include "cmdwire/endpoint.hpp"
@@ -25,11 +25,16 @@ constexpr std::uint16_t default_port = 61000;
 
 std::string_view level_name(cmdwire::log_level level) {
   switch (level) {
-    case cmdwire::log_level::debug: return "debug";
-    case cmdwire::log_level::info: return "info";
-    case cmdwire::log_level::warn: return "warn";
-    case cmdwire::log_level::error: return "error";
-    case cmdwire::log_level::off: break;
+    case cmdwire::log_level::debug:
+      return "debug";
+    case cmdwire::log_level::info:
+      return "info";
+    case cmdwire::log_level::warn:
+      return "warn";
+    case cmdwire::log_level::error:
+      return "error";
+    case cmdwire::log_level::off:
+      break;
   }
   return "off";
 }
@@ -38,8 +43,8 @@ cmdwire::logger make_logger(cmdwire::log_level threshold) {
   auto mutex = std::make_shared<std::mutex>();
   return [threshold, mutex](cmdwire::log_level level, std::string_view text) {
     if (level < threshold) return;
-    const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now());
+    const auto now =
+        std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
     std::lock_guard lock(*mutex);  // whole lines, even from several workers
     fmt::print(stderr, "{:%Y-%m-%dT%H:%M:%S} {:5} {}\n", now, level_name(level), text);
   };
@@ -56,9 +61,10 @@ std::string default_listen() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"cmdwire-server: serves cmdwire's demo commands (STRING, STRUCT, PROTO, ECHO, "
-               "PING, DAYTIME, COMMANDS).\n"
-               "Example: cmdwire-server --listen 127.0.0.1:61000 --threads 2"};
+  CLI::App app{
+      "cmdwire-server: serves cmdwire's demo commands (STRING, STRUCT, PROTO, ECHO, "
+      "PING, DAYTIME, COMMANDS).\n"
+      "Example: cmdwire-server --listen 127.0.0.1:61000 --threads 2"};
   std::string listen = default_listen();
   unsigned threads = 0;
   cmdwire::log_level level = cmdwire::log_level::info;
@@ -74,8 +80,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "debug, info, warn, error or off")
       ->transform(CLI::CheckedTransformer(levels, CLI::ignore_case));
   cmdwire::endpoint_options options;
-  const auto ms_option = [&](const char* name, std::chrono::milliseconds& value,
-                             const char* what) {
+  const auto ms_option = [&](const char* name, std::chrono::milliseconds& value, const char* what) {
     app.add_option_function<double>(
            name, [&value](double s) { value = std::chrono::milliseconds(std::llround(s * 1e3)); },
            fmt::format("{} in seconds (default {})", what, value.count() / 1e3))
@@ -102,8 +107,8 @@ int main(int argc, char** argv) {
   std::string tls_cert, tls_key, tls_client_ca;
   auto* cert_opt = app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS")
                        ->check(CLI::ExistingFile);
-  auto* key_opt =
-      app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
+  auto* key_opt = app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert")
+                      ->check(CLI::ExistingFile);
   app.add_option("--tls-client-ca", tls_client_ca,
                  "require client certificates signed by this CA (mutual TLS)")
       ->check(CLI::ExistingFile)
@@ -151,8 +156,9 @@ int main(int argc, char** argv) {
   cmdwire::demo::register_demo_commands(ep);
   auto port = ep.listen(where->host, where->port);
   if (!port) {
-    fmt::print(stderr, "cmdwire-server: {} — is another server using the port? Try --listen "
-                       "{}:0 for a free one.\n",
+    fmt::print(stderr,
+               "cmdwire-server: {} — is another server using the port? Try --listen "
+               "{}:0 for a free one.\n",
                port.error().message, where->host);
     return 3;
   }

@@ -2,8 +2,8 @@
 // in request order), one writer that batches queued requests, and a deadline heap.
 #include "cmdwire/client.hpp"
 
+#include <fmt/format.h>
 #include <atomic>
-#include <charconv>
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -14,9 +14,9 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <charconv>
 #include <cstring>
 #include <deque>
-#include <fmt/format.h>
 #include <future>
 #include <optional>
 #include <queue>
@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "cmdwire/address.hpp"
-#include "tls.hpp"
 #include "cmdwire/pubsub.hpp"
+#include "tls.hpp"
 
 namespace cmdwire {
 
@@ -234,8 +234,8 @@ struct client::impl {
                                            : wire::parse_reply(data, options.limits);
       if (parsed.state == wire::status::need_more) break;
       if (parsed.state == wire::status::error) {
-        fail_all(make_error(parsed.error, fmt::format("bad reply from {}: {}", address,
-                                                      parsed.detail)));
+        fail_all(
+            make_error(parsed.error, fmt::format("bad reply from {}: {}", address, parsed.detail)));
         return;
       }
       pending_call call = std::move(pending.front());
@@ -311,19 +311,20 @@ result<client> client::connect(std::string_view host_port, client_options option
   asio::steady_timer timeout(p->context);
   boost::system::error_code outcome = asio::error::would_block;
   bool timed_out = false;
-  resolver.async_resolve(where->host, std::to_string(where->port),
-                         [&](boost::system::error_code ec, const tcp::resolver::results_type& results) {
-                           if (ec) {
-                             outcome = ec;
-                             timeout.cancel();
-                             return;
-                           }
-                           asio::async_connect(p->socket, results,
-                                               [&](boost::system::error_code cec, const tcp::endpoint&) {
-                                                 outcome = cec;
-                                                 timeout.cancel();
-                                               });
-                         });
+  resolver.async_resolve(
+      where->host, std::to_string(where->port),
+      [&](boost::system::error_code ec, const tcp::resolver::results_type& results) {
+        if (ec) {
+          outcome = ec;
+          timeout.cancel();
+          return;
+        }
+        asio::async_connect(p->socket, results,
+                            [&](boost::system::error_code cec, const tcp::endpoint&) {
+                              outcome = cec;
+                              timeout.cancel();
+                            });
+      });
   timeout.expires_after(options.connect_timeout);
   timeout.async_wait([&](boost::system::error_code ec) {
     if (ec) return;
@@ -359,8 +360,7 @@ result<client> client::connect(std::string_view host_port, client_options option
     if (options.auth_token.find_first_of("\r\n") != std::string::npos) {
       return make_error(errc::bad_request, "auth token must be a single line");
     }
-    auto ok = c.wait_for_reply("AUTH " + options.auth_token + "\n", false,
-                               options.connect_timeout);
+    auto ok = c.wait_for_reply("AUTH " + options.auth_token + "\n", false, options.connect_timeout);
     if (!ok) {
       return error{ok.error().code,
                    fmt::format("{} refused the auth token: {}", c.address(), ok.error().message)};
@@ -382,10 +382,10 @@ void client::start_call(std::string frame, bool line_reply, std::chrono::millise
     return;
   }
   impl* p = impl_.get();
-  asio::post(p->context, [p, frame = std::move(frame), line_reply, deadline,
-                          done = std::move(done)]() mutable {
-    p->enqueue(std::move(frame), line_reply, deadline, std::move(done));
-  });
+  asio::post(p->context,
+             [p, frame = std::move(frame), line_reply, deadline, done = std::move(done)]() mutable {
+               p->enqueue(std::move(frame), line_reply, deadline, std::move(done));
+             });
 }
 
 std::chrono::milliseconds client::effective_deadline(call_options opt) const noexcept {
@@ -443,7 +443,7 @@ result<std::string> client::call_line(std::string_view name, std::string_view li
 }
 
 result<void> client::subscribe(std::string_view topic, message_handler on_message,
-                                end_handler on_end) {
+                               end_handler on_end) {
   if (!pubsub::valid_topic(topic)) {
     return make_error(errc::bad_request,
                       "a topic is 1-64 bytes of ASCII letters, digits and _ - . : /");
@@ -455,30 +455,30 @@ result<void> client::subscribe(std::string_view topic, message_handler on_messag
   std::promise<result<void>> promise;
   auto future = promise.get_future();
   impl* p = impl_.get();
-  asio::post(p->context, [p, &promise, frame = std::move(frame), deadline,
-                          on_message = std::move(on_message),
-                          on_end = std::move(on_end)]() mutable {
-    if (p->subscribed) {
-      promise.set_value(make_error(errc::not_connected, "client is already subscribed"));
-      return;
-    }
-    // The acknowledgement is an ordinary reply; what follows it is MSG frames.
-    p->enqueue(std::move(frame), false, deadline,
-               [p, &promise](std::error_code ec, std::string body) {
-                 if (ec) {
-                   p->subscribed = false;
-                   p->on_message = {};
-                   p->on_end = {};
-                   promise.set_value(error{ec, std::move(body)});
-                 } else {
-                   promise.set_value(result<void>{});
-                 }
-               });
-    if (p->closed) return;  // enqueue has already failed the call
-    p->subscribed = true;
-    p->on_message = std::move(on_message);
-    p->on_end = std::move(on_end);
-  });
+  asio::post(p->context,
+             [p, &promise, frame = std::move(frame), deadline, on_message = std::move(on_message),
+              on_end = std::move(on_end)]() mutable {
+               if (p->subscribed) {
+                 promise.set_value(make_error(errc::not_connected, "client is already subscribed"));
+                 return;
+               }
+               // The acknowledgement is an ordinary reply; what follows it is MSG frames.
+               p->enqueue(std::move(frame), false, deadline,
+                          [p, &promise](std::error_code ec, std::string body) {
+                            if (ec) {
+                              p->subscribed = false;
+                              p->on_message = {};
+                              p->on_end = {};
+                              promise.set_value(error{ec, std::move(body)});
+                            } else {
+                              promise.set_value(result<void>{});
+                            }
+                          });
+               if (p->closed) return;  // enqueue has already failed the call
+               p->subscribed = true;
+               p->on_message = std::move(on_message);
+               p->on_end = std::move(on_end);
+             });
   return future.get();
 }
 

@@ -2,6 +2,7 @@
 // and stop.
 #include "cmdwire/endpoint.hpp"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,7 +13,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
 #include <stdexcept>
 
 #include "broker.hpp"
@@ -167,9 +167,9 @@ result<tcp::endpoint> resolve_listen_address(asio::io_context& ctx, std::string_
   auto results = resolver.resolve(std::string(host), std::to_string(port),
                                   tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || results.empty()) {
-    return error{ec ? std::error_code(ec) : make_error_code(errc::bad_address),
-                 fmt::format("cannot resolve listen host '{}': {}", host,
-                             ec ? ec.message() : "no address")};
+    return error{
+        ec ? std::error_code(ec) : make_error_code(errc::bad_address),
+        fmt::format("cannot resolve listen host '{}': {}", host, ec ? ec.message() : "no address")};
   }
   return results.begin()->endpoint();
 }
@@ -192,8 +192,8 @@ result<std::uint16_t> endpoint::serve(std::string_view host, std::uint16_t port,
   auto l = std::make_unique<detail::listener>(detail::listener{tcp::acceptor(ctx), std::move(fn)});
   boost::system::error_code ec;
   const auto fail = [&](std::string_view step) {
-    return error{ec, fmt::format("cannot listen on {}:{} ({}): {}", host, port, step,
-                                 ec.message())};
+    return error{ec,
+                 fmt::format("cannot listen on {}:{} ({}): {}", host, port, step, ec.message())};
   };
   if (l->acceptor.open(where->protocol(), ec); ec) return fail("open");
   if (l->acceptor.set_option(tcp::acceptor::reuse_address(true), ec); ec) return fail("option");
@@ -223,8 +223,8 @@ result<std::uint16_t> endpoint::serve_udp(std::string_view host, std::uint16_t p
       detail::datagram_service{udp::socket(ctx), std::move(fn)});
   boost::system::error_code ec;
   const auto fail = [&](std::string_view step) {
-    return error{ec, fmt::format("cannot serve udp on {}:{} ({}): {}", host, port, step,
-                                 ec.message())};
+    return error{ec,
+                 fmt::format("cannot serve udp on {}:{} ({}): {}", host, port, step, ec.message())};
   };
   const udp::endpoint local(where->address(), where->port());
   if (svc->socket.open(local.protocol(), ec); ec) return fail("open");

@@ -8,10 +8,10 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <optional>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -84,9 +84,8 @@ struct endpoint_state {
 
 /// Runs one accepted connection to completion on its worker. Defined in session.cpp.
 /// `tls`: non-null for TLS listeners (the handshake comes first).
-asio::awaitable<void> run_session(endpoint_state& state, worker& home,
-                                  asio::ip::tcp::socket socket, const connection_handler* raw,
-                                  asio::ssl::context* tls);
+asio::awaitable<void> run_session(endpoint_state& state, worker& home, asio::ip::tcp::socket socket,
+                                  const connection_handler* raw, asio::ssl::context* tls);
 
 /// Asks every session on `home` to finish the requests it has read, flush their replies and
 /// close; idle ones close at once. After `timeout` the worker stops regardless. Call on

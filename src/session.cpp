@@ -1,20 +1,20 @@
 // One connection: reads requests into a per-connection buffer, answers every complete request
 // in it, and writes all the replies of one read in a single write (pipelining).
+#include <fmt/format.h>
+#include <fmt/ostream.h>
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <cstring>
 #include <optional>
-#include <fmt/format.h>
-#include <fmt/ostream.h>
 
 #include "endpoint_impl.hpp"
 
@@ -375,8 +375,8 @@ asio::awaitable<void> session::run_commands(asio::ssl::context* tls) {
       }
       if (parsed.state == wire::status::error) {
         // The framing is lost: say why, then close, since nothing after it can be trusted.
-        log(log_level::info, fmt::format("closing after {}: {}", wire_name(parsed.error),
-                                         parsed.detail));
+        log(log_level::info,
+            fmt::format("closing after {}: {}", wire_name(parsed.error), parsed.detail));
         wire::append_error(out_, parsed.error, parsed.detail);
         if (!co_await flush()) co_await linger_close();
         co_return;
@@ -453,8 +453,7 @@ asio::awaitable<result<void>> session::async_write(std::string_view bytes) {
   boost::system::error_code ec;
   set_deadline(opt_.write_timeout);
   if (out_.empty()) {
-    std::tie(ec, std::ignore) =
-        co_await write_all(asio::buffer(bytes.data(), bytes.size()));
+    std::tie(ec, std::ignore) = co_await write_all(asio::buffer(bytes.data(), bytes.size()));
   } else {
     const std::array<asio::const_buffer, 2> both{asio::buffer(out_),
                                                  asio::buffer(bytes.data(), bytes.size())};
@@ -472,8 +471,8 @@ asio::awaitable<void> session::linger_close() {
   constexpr auto max_linger = std::chrono::seconds(2);
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
-  deadline_ = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(
-                                                      max_linger, opt_.request_timeout);
+  deadline_ = std::chrono::steady_clock::now() +
+              std::min<std::chrono::milliseconds>(max_linger, opt_.request_timeout);
   std::size_t discarded = 0;
   std::array<char, 4096> sink;
   while (discarded < max_discard) {

@@ -86,8 +86,7 @@ TEST_CASE("async_call from a coroutine on another io_context", "[client]") {
   CHECK(summary.depth == 2);
 }
 
-TEST_CASE("1,000 calls in flight on one connection come back matched and in order",
-          "[client]") {
+TEST_CASE("1,000 calls in flight on one connection come back matched and in order", "[client]") {
   test_server server;
   auto c = connect(server);
   constexpr int calls = 1000;

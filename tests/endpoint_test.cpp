@@ -180,8 +180,7 @@ TEST_CASE("requests split at every byte boundary give the same replies", "[endpo
   }
 }
 
-TEST_CASE("a stream handler reads its own body and the session continues after it",
-          "[endpoint]") {
+TEST_CASE("a stream handler reads its own body and the session continues after it", "[endpoint]") {
   test_server server;
   raw_socket s(server.port());
   s.send("REVERSE 5\nabcdePING\n");

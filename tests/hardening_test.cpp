@@ -2,10 +2,10 @@
 // defence it exercises is removed (limits, timeouts, backpressure, auth, connection cap).
 #include "cmdwire/endpoint.hpp"
 
+#include <sys/resource.h>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <random>
-#include <sys/resource.h>
 #include <thread>
 #include <vector>
 
@@ -45,7 +45,7 @@ void expect_alive(const test_server& server) {
 
 /// ComplexData in cereal portable binary, `depth` levels deep, written iteratively.
 std::string deep_struct_binary(std::size_t depth) {
-  std::string out(1, '\x01');  // little-endian marker
+  std::string out(1, '\x01');         // little-endian marker
   const std::string level(32, '\0');  // n, and empty s, m, p (8-byte sizes)
   for (std::size_t i = 0; i < depth; ++i) out.append(level).append(1, '\x01');  // child valid
   out.append(level).append(1, '\x00');
@@ -67,8 +67,11 @@ std::string deep_proto_binary(std::size_t depth) {
   out.reserve(lengths[depth]);
   for (std::size_t k = depth; k >= 1; --k) {
     out.push_back('\x2a');  // field 5, length-delimited
-    for (std::size_t v = lengths[k - 1]; ; v >>= 7) {
-      if (v < 0x80) { out.push_back(static_cast<char>(v)); break; }
+    for (std::size_t v = lengths[k - 1];; v >>= 7) {
+      if (v < 0x80) {
+        out.push_back(static_cast<char>(v));
+        break;
+      }
       out.push_back(static_cast<char>((v & 0x7f) | 0x80));
     }
   }
@@ -110,8 +113,7 @@ TEST_CASE("hostile lengths are refused before any allocation", "[hardening]") {
   expect_alive(server);
 }
 
-TEST_CASE("bodies nested 100,000 levels deep get bad-body, not a stack overflow",
-          "[hardening]") {
+TEST_CASE("bodies nested 100,000 levels deep get bad-body, not a stack overflow", "[hardening]") {
   test_server server;
   constexpr std::size_t depth = 100000;
   const std::string deep_json_struct = std::string(depth, '[') + std::string(depth, ']');
@@ -180,8 +182,8 @@ TEST_CASE("1,000 idle connections do not slow a served client", "[hardening]") {
   REQUIRE(eventually([&] { return server.ep().stats().connections >= 1001; }));
   const auto crowded = time_pings();
   using ms = std::chrono::duration<double, std::milli>;
-  INFO("200 pings alone: " << ms(alone).count() << " ms, with 1,000 idle: "
-                           << ms(crowded).count() << " ms");
+  INFO("200 pings alone: " << ms(alone).count() << " ms, with 1,000 idle: " << ms(crowded).count()
+                           << " ms");
   // Idle connections cost nothing per request; allow generous noise on a shared machine.
   CHECK(crowded < alone * 10 + 200ms);
 }

@@ -2,10 +2,10 @@
 // verified server, wrong CA, plaintext client on a TLS port, mutual TLS.
 #include "cmdwire/tls.hpp"
 
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
-#include <fmt/format.h>
 #include <string>
 
 #include "cmdwire/client.hpp"
@@ -30,15 +30,18 @@ struct certificates {
       REQUIRE(std::system(full.c_str()) == 0);
     };
     for (const char* ca : {"ca", "other-ca"}) {
-      run(fmt::format("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN={0} "
+      run(
+          fmt::format("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN={0} "
                       "-keyout {0}.key -out {0}.pem",
                       ca));
     }
     for (const char* who : {"server", "client"}) {
-      run(fmt::format("openssl req -newkey rsa:2048 -nodes -subj /CN={0} -keyout {0}.key "
+      run(
+          fmt::format("openssl req -newkey rsa:2048 -nodes -subj /CN={0} -keyout {0}.key "
                       "-out {0}.csr",
                       who));
-      run(fmt::format("printf 'subjectAltName=IP:127.0.0.1\\n' > {0}.ext && openssl x509 -req "
+      run(
+          fmt::format("printf 'subjectAltName=IP:127.0.0.1\\n' > {0}.ext && openssl x509 -req "
                       "-in {0}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
                       "-extfile {0}.ext -out {0}.pem",
                       who));

@@ -76,7 +76,7 @@ class client {
   /// Blocking typed call.
   template <command C>
   [[nodiscard]] result<received_t<typename C::response>> call(const typename C::request& req,
-                                                  call_options opt = {});
+                                                              call_options opt = {});
 
   /// Typed call for coroutines, on any executor: resumes on the caller's executor.
   /// `req` is encoded before this returns, so it need not outlive the call. Pass a named
@@ -182,7 +182,8 @@ auto client::async_call_raw(std::string_view name, std::string_view body, call_o
 }
 
 template <command C>
-result<received_t<typename C::response>> client::call(const typename C::request& req, call_options opt) {
+result<received_t<typename C::response>> client::call(const typename C::request& req,
+                                                      call_options opt) {
   std::string body;
   codec<typename C::request>::encode(req, opt.enc, body);
   const auto deadline = effective_deadline(opt);
@@ -200,8 +201,8 @@ asio::awaitable<result<Resp>> client::async_typed_call(std::string frame, call_o
 }
 
 template <command C>
-asio::awaitable<result<received_t<typename C::response>>> client::async_call(const typename C::request& req,
-                                                                 call_options opt) {
+asio::awaitable<result<received_t<typename C::response>>> client::async_call(
+    const typename C::request& req, call_options opt) {
   std::string body;
   codec<typename C::request>::encode(req, opt.enc, body);
   return async_typed_call<received_t<typename C::response>>(

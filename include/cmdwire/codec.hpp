@@ -2,11 +2,11 @@
 // compile time: protobuf messages, cereal-serializable types, strings, and `none`.
 #pragma once
 
+#include <google/protobuf/message.h>
 #include <cereal/archives/json.hpp>
 #include <cereal/archives/portable_binary.hpp>
 #include <concepts>
 #include <cstddef>
-#include <google/protobuf/message.h>
 #include <string>
 #include <string_view>
 #include <system_error>

@@ -18,7 +18,8 @@ concept command = requires {
   { C::name } -> std::convertible_to<std::string_view>;
   typename C::request;
   typename C::response;
-} && codable<typename C::request> && codable<typename C::response>;
+}
+&&codable<typename C::request>&& codable<typename C::response>;
 
 /// True for commands that declare `static constexpr bool line = true`.
 template <class C>

@@ -34,10 +34,10 @@ enum class log_level { debug, info, warn, error, off };
 using logger = std::function<void(log_level, std::string_view)>;
 
 struct endpoint_options {
-  wire::limits limits;    ///< line and body limits for requests.
-  decode_limits decode;   ///< nesting limit for typed bodies.
-  unsigned threads = 0;   ///< io_context threads; 0 means one per core.
-  logger log;             ///< empty: no logging.
+  wire::limits limits;   ///< line and body limits for requests.
+  decode_limits decode;  ///< nesting limit for typed bodies.
+  unsigned threads = 0;  ///< io_context threads; 0 means one per core.
+  logger log;            ///< empty: no logging.
   /// How long stop() lets connections finish the requests they have already read; after
   /// that, handlers still running are abandoned and their connections closed.
   std::chrono::milliseconds drain_timeout{5000};
@@ -149,11 +149,11 @@ struct awaitable_value<asio::awaitable<T>> {
 
 /// What an endpoint is holding right now (all connections, all workers).
 struct endpoint_stats {
-  std::size_t connections = 0;     ///< open connections
-  std::size_t buffered_bytes = 0;  ///< receive buffers and queued replies, all connections
-  std::uint64_t accepted = 0;      ///< connections accepted since start
-  std::uint64_t rejected_busy = 0; ///< connections refused with `ERR busy`
-  std::uint64_t timed_out = 0;     ///< connections closed by a timeout
+  std::size_t connections = 0;      ///< open connections
+  std::size_t buffered_bytes = 0;   ///< receive buffers and queued replies, all connections
+  std::uint64_t accepted = 0;       ///< connections accepted since start
+  std::uint64_t rejected_busy = 0;  ///< connections refused with `ERR busy`
+  std::uint64_t timed_out = 0;      ///< connections closed by a timeout
 };
 
 /// A command server. Register handlers, `listen`, then `start` (or `run`); registration after
@@ -234,12 +234,11 @@ void endpoint::handle(F fn) {
   const decode_limits limits = options().decode;
 
   if constexpr (detail::awaitable_value<returned>::is_awaitable) {
-    static_assert(std::is_convertible_v<typename detail::awaitable_value<returned>::type,
-                                        response_t>,
-                  "async handler must return asio::awaitable<C::response>");
-    async_raw_handler h = [fn = std::move(fn), limits](
-                              const request_context& rc,
-                              reply_writer& w) -> asio::awaitable<void> {
+    static_assert(
+        std::is_convertible_v<typename detail::awaitable_value<returned>::type, response_t>,
+        "async handler must return asio::awaitable<C::response>");
+    async_raw_handler h = [fn = std::move(fn), limits](const request_context& rc,
+                                                       reply_writer& w) -> asio::awaitable<void> {
       request_t req{};
       if (auto decoded = codec<request_t>::decode(rc.body, rc.enc, req, limits); !decoded) {
         w.fail(errc::bad_body, std::move(decoded.error().message));
@@ -250,8 +249,7 @@ void endpoint::handle(F fn) {
     };
     add_handler(C::name, {}, std::move(h), {}, is_line_command<C>);
   } else {
-    static_assert(std::is_convertible_v<returned, response_t>,
-                  "handler must return C::response");
+    static_assert(std::is_convertible_v<returned, response_t>, "handler must return C::response");
     raw_handler h = [fn = std::move(fn), limits](const request_context& rc, reply_writer& w) {
       request_t req{};
       if (auto decoded = codec<request_t>::decode(rc.body, rc.enc, req, limits); !decoded) {

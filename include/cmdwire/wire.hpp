@@ -37,8 +37,8 @@ enum class status : std::uint8_t {
 struct request_head {
   std::string_view name;
   encoding enc = encoding::bin;
-  std::optional<std::size_t> length;      ///< absent: no body, or a line body for line commands.
-  std::optional<std::uint64_t> id;        ///< `id=N`, echoed in the reply.
+  std::optional<std::size_t> length;         ///< absent: no body, or a line body for line commands.
+  std::optional<std::uint64_t> id;           ///< `id=N`, echoed in the reply.
   std::optional<std::uint32_t> deadline_ms;  ///< `deadline-ms=N`, relative to receipt.
 };
 
@@ -51,9 +51,9 @@ struct request {
 
 struct request_parse {
   status state = status::need_more;
-  request req;            ///< valid when `state == complete`.
-  std::size_t size = 0;   ///< bytes consumed (blank lines before the request included).
-  errc error{};           ///< valid when `state == error`.
+  request req;              ///< valid when `state == complete`.
+  std::size_t size = 0;     ///< bytes consumed (blank lines before the request included).
+  errc error{};             ///< valid when `state == error`.
   std::string_view detail;  ///< static text saying what was wrong.
 };
 

@@ -2,20 +2,20 @@
 // test-only ones, and a blocking raw socket for byte-exact checks.
 #pragma once
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <cerrno>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include "cmdwire/endpoint.hpp"
 #include "demo/demo_service.hpp"
@@ -39,9 +39,8 @@ class test_server {
  public:
   explicit test_server(endpoint_options options = {}) : ep_(with_defaults(std::move(options))) {
     demo::register_demo_commands(ep_);
-    ep_.handle<Throw>([](const std::string& body) -> std::string {
-      throw std::runtime_error("boom: " + body);
-    });
+    ep_.handle<Throw>(
+        [](const std::string& body) -> std::string { throw std::runtime_error("boom: " + body); });
     ep_.handle<Sleep>([this](const std::string& ms) -> asio::awaitable<std::string> {
       ++sleeps_started_;
       asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -50,15 +49,14 @@ class test_server {
       co_return std::string("slept");
     });
     // A stream handler: reads LENGTH bytes itself and answers with them reversed, framed.
-    ep_.handle_stream("REVERSE",
-                      [](const request_context& rc, stream& s) -> asio::awaitable<void> {
-                        auto body = co_await s.async_read_exact(rc.length.value_or(0));
-                        if (!body) co_return;
-                        std::string reply(body->rbegin(), body->rend());
-                        std::string frame;
-                        wire::append_ok(frame, reply);
-                        (void)co_await s.async_write(frame);
-                      });
+    ep_.handle_stream("REVERSE", [](const request_context& rc, stream& s) -> asio::awaitable<void> {
+      auto body = co_await s.async_read_exact(rc.length.value_or(0));
+      if (!body) co_return;
+      std::string reply(body->rbegin(), body->rend());
+      std::string frame;
+      wire::append_ok(frame, reply);
+      (void)co_await s.async_write(frame);
+    });
     auto port = ep_.listen("127.0.0.1", 0);
     if (!port) throw std::runtime_error(port.error().message);
     port_ = *port;
