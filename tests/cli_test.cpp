@@ -1,7 +1,10 @@
 // Runs the built `cmdwire` CLI against a live in-process server (and the built cmdwire-server
 // as a child process) and checks what a user sees: output, one-line errors and exit codes.
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <csignal>
+#include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -185,4 +188,28 @@ TEST_CASE("cmdwire-server refuses a bad --listen with exit 2", "[cli][server]") 
   CHECK(r.exit_code == 2);
   CHECK(r.out.empty());
   CHECK(is_one_line(r.err));
+}
+
+TEST_CASE("cmdwire subscribe prints what cmdwire publish sends", "[cli][pubsub]") {
+  test_server server;
+  child_process sub({bin_path("cmdwire"), "subscribe", "--connect", server.address(), "news"});
+  // The subscription is live once a publish reaches a receiver: probe until one does.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (server.ep().publish("news", "probe") == 0) {
+    REQUIRE(std::chrono::steady_clock::now() < until);
+    std::this_thread::yield();
+  }
+  const auto pub = cmdwire_cli({"publish", "--connect", server.address(), "news", "hello all"});
+  CHECK(pub.exit_code == 0);
+  CHECK(contains(pub.out, "published to 1 subscriber"));
+  std::optional<std::string> line;
+  do {
+    line = sub.read_line();  // the probe that found it first, then ours
+  } while (line && *line == "probe");
+  REQUIRE(line.has_value());
+  CHECK(*line == "hello all");
+  server.ep().stop();  // the server goes away: the subscriber says so in one line, exit 3
+  const auto ended = sub.wait();
+  CHECK(ended.exit_code == 3);
+  CHECK(is_one_line(ended.err));
 }
