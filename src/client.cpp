@@ -129,6 +129,48 @@ struct client::impl {
     if (!write_in_progress) start_write();
   }
 
+  /// Resolves and connects within the connect timeout, before the I/O thread starts. The
+  /// resolver and timer live in this frame, so they are gone before the context can be.
+  std::optional<error> connect_tcp(const host_port& where) {
+    tcp::resolver resolver(context);
+    asio::steady_timer timeout(context);
+    boost::system::error_code outcome = asio::error::would_block;
+    bool timed_out = false;
+    resolver.async_resolve(
+        where.host, std::to_string(where.port),
+        [&](boost::system::error_code ec, const tcp::resolver::results_type& results) {
+          if (ec) {
+            outcome = ec;
+            timeout.cancel();
+            return;
+          }
+          asio::async_connect(socket, results,
+                              [&](boost::system::error_code cec, const tcp::endpoint&) {
+                                outcome = cec;
+                                timeout.cancel();
+                              });
+        });
+    timeout.expires_after(options.connect_timeout);
+    timeout.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      timed_out = true;
+      resolver.cancel();
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    });
+    context.run();
+    context.restart();
+    if (timed_out) {
+      return error{make_error_code(errc::timeout),
+                   fmt::format("cannot connect to {}: no answer within {} ms", address,
+                               options.connect_timeout.count())};
+    }
+    if (outcome) {
+      return error{outcome, fmt::format("cannot connect to {}: {}", address, outcome.message())};
+    }
+    return std::nullopt;
+  }
+
   /// TLS client handshake within the connect timeout, verifying `host` against the server's
   /// certificate. Runs before the I/O thread starts. Returns an error text, empty on success.
   std::string handshake(const std::string& host) {
@@ -307,42 +349,7 @@ result<client> client::connect(std::string_view host_port, client_options option
   p->options = options;
   p->address = where->to_string();
 
-  tcp::resolver resolver(p->context);
-  asio::steady_timer timeout(p->context);
-  boost::system::error_code outcome = asio::error::would_block;
-  bool timed_out = false;
-  resolver.async_resolve(
-      where->host, std::to_string(where->port),
-      [&](boost::system::error_code ec, const tcp::resolver::results_type& results) {
-        if (ec) {
-          outcome = ec;
-          timeout.cancel();
-          return;
-        }
-        asio::async_connect(p->socket, results,
-                            [&](boost::system::error_code cec, const tcp::endpoint&) {
-                              outcome = cec;
-                              timeout.cancel();
-                            });
-      });
-  timeout.expires_after(options.connect_timeout);
-  timeout.async_wait([&](boost::system::error_code ec) {
-    if (ec) return;
-    timed_out = true;
-    resolver.cancel();
-    boost::system::error_code ignored;
-    p->socket.close(ignored);
-  });
-  p->context.run();
-  p->context.restart();
-  if (timed_out) {
-    return error{make_error_code(errc::timeout),
-                 fmt::format("cannot connect to {}: no answer within {} ms", p->address,
-                             options.connect_timeout.count())};
-  }
-  if (outcome) {
-    return error{outcome, fmt::format("cannot connect to {}: {}", p->address, outcome.message())};
-  }
+  if (auto failed = p->connect_tcp(*where)) return *failed;
   boost::system::error_code ignored;
   p->socket.set_option(tcp::no_delay(true), ignored);
   if (options.tls.enabled) {
