@@ -75,7 +75,12 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
     broker& self;
     const std::string& topic;
     outbox& box;
-    ~leave_on_exit() { self.remove(topic, box); }
+    bool left = false;
+    void now() {
+      if (!left) self.remove(topic, box);
+      left = true;
+    }
+    ~leave_on_exit() { now(); }
   } leave{*this, topic, box};
   const auto log = [&](log_level level, std::string_view what) {
     if (opt_.log)
@@ -93,6 +98,8 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
               async_then_close(box.async_drain_to(s), s) ||
               async_then_close(box.async_wait_evicted(), s));
   }
+  // Unregistered before the log line, so whoever reads the log sees publishes skip it.
+  leave.now();
   if (box.evicted()) {
     log(log_level::warn, fmt::format("disconnected: not reading, over {} bytes queued for",
                                      opt_.max_subscriber_queue));
