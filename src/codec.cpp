@@ -120,26 +120,39 @@ result<void> decode_protobuf(std::string_view body, wire::encoding enc,
   return {};
 }
 
+namespace {
+/// Follows a JSON text one character at a time and says whether each character belongs to a
+/// string (the quotes included), so scanners can look at structure only.
+class json_string_tracker {
+ public:
+  bool inside(char c) noexcept {
+    if (!in_string_) {
+      in_string_ = c == '"';
+      return in_string_;
+    }
+    // A backslash escapes exactly one character, so `\\"` ends the string but `\"` does not.
+    if (escaped_) {
+      escaped_ = false;
+    } else if (c == '\\') {
+      escaped_ = true;
+    } else if (c == '"') {
+      in_string_ = false;
+    }
+    return true;
+  }
+
+ private:
+  bool in_string_ = false;
+  bool escaped_ = false;
+};
+}  // namespace
+
 result<void> check_json_depth(std::string_view json, std::size_t max_depth) {
   std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
+  json_string_tracker strings;
   for (const char c : json) {
-    if (in_string) {
-      // A backslash escapes exactly one character, so `\\"` ends the string but `\"` does not.
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
+    if (strings.inside(c)) continue;
     switch (c) {
-      case '"':
-        in_string = true;
-        break;
       case '{':
       case '[':
         if (++depth > max_depth) {
@@ -171,23 +184,10 @@ void unwrap_cereal_json(std::string& json, std::size_t from) {
   // key. Raw whitespace outside strings is formatting (rapidjson escapes control characters
   // inside strings), so one in-place pass drops it, leaving {"value0":<v>}.
   std::size_t write = from;
-  bool in_string = false;
-  bool escaped = false;
+  json_string_tracker strings;
   for (std::size_t read = from; read < json.size(); ++read) {
     const char c = json[read];
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (is_json_space(c)) {
-      continue;
-    } else if (c == '"') {
-      in_string = true;
-    }
+    if (!strings.inside(c) && is_json_space(c)) continue;
     json[write++] = c;
   }
   json.resize(write);
