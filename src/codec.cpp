@@ -2,6 +2,8 @@
 // codec.hpp), `none`, and the JSON helpers the cereal codec template calls.
 #include "cmdwire/codec.hpp"
 
+#include "cmdwire/detail/json_guard.hpp"
+
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/stubs/logging.h>
@@ -105,7 +107,7 @@ result<void> decode_protobuf(std::string_view body, wire::encoding enc,
     }
     return {};
   }
-  if (auto depth = check_json_depth(body, lim.max_depth); !depth) return depth;
+  if (auto guard = guard_json(body, lim.max_depth); !guard) return guard;
   google::protobuf::util::JsonParseOptions options;  // unknown fields are an error
   const auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(body.data(), body.size()), &m, options);
@@ -146,38 +148,6 @@ class json_string_tracker {
   bool escaped_ = false;
 };
 }  // namespace
-
-result<void> check_json_depth(std::string_view json, std::size_t max_depth) {
-  std::size_t depth = 0;
-  json_string_tracker strings;
-  for (const char c : json) {
-    if (strings.inside(c)) continue;
-    switch (c) {
-      case '{':
-      case '[':
-        if (++depth > max_depth) {
-          return decode_failure("JSON nested deeper than the limit of " +
-                                std::to_string(max_depth));
-        }
-        break;
-      case '}':
-      case ']':
-        // A closer with nothing open, or a separator at the top level, means the body is not
-        // one JSON value. Caught here because the cereal codec splices the body into
-        // {"value0":...}, where `1,"x":2` or `1},{` would otherwise pass as valid JSON.
-        if (depth == 0) return decode_failure("JSON body has an unbalanced closing bracket");
-        --depth;
-        break;
-      case ',':
-      case ':':
-        if (depth == 0) return decode_failure("JSON body is not a single value");
-        break;
-      default:
-        break;
-    }
-  }
-  return {};
-}
 
 void unwrap_cereal_json(std::string& json, std::size_t from) {
   // cereal's NoIndent archive still writes a newline after every value and ": " after every

@@ -98,6 +98,27 @@ TEST_CASE("cmdwire call reports error replies in one line with exit 1", "[cli]")
   }
 }
 
+TEST_CASE("cmdwire call --json with numbers that crashed rapidjson exits 1 cleanly",
+          "[cli][json]") {
+  test_server server;
+  const std::string addr = server.address();
+  for (const std::string number :
+       {"0." + std::string(445, '0'), std::string("5521.4555555555555554e-343"),
+        std::string("1e99999999"), "-0." + std::string(400, '0') + "1"}) {
+    for (const std::string command : {"STRUCT", "PROTO"}) {
+      const auto r = cmdwire_cli({"call", "--connect", addr, command, "--json",
+                                  R"({"n":1,"zz":[{"a":)" + number + "}]}"});
+      CHECK(r.exit_code == 1);
+      CHECK(r.out.empty());
+      CHECK(is_one_line(r.err));
+      CHECK(contains(r.err, "bad-body"));
+    }
+  }
+  // The server is still there.
+  const auto r = cmdwire_cli({"call", "--connect", addr, "PING"});
+  CHECK(r.out == "PONG\n");
+}
+
 TEST_CASE("cmdwire exits 3 when no server listens", "[cli]") {
   std::string addr;
   {

@@ -611,21 +611,21 @@ TEST_CASE("randomly corrupted bodies decode or are refused, never crash", "[code
   CHECK(refused > 0);
 }
 
-TEST_CASE("check_json_depth counts brackets outside strings only", "[codec][json]") {
-  require_ok(detail::check_json_depth("[[]]", 2));
-  require_bad_body(detail::check_json_depth("[[]]", 1), "JSON nested deeper than the limit of 1");
-  require_ok(detail::check_json_depth(R"({"a":[{}]})", 3));
-  require_bad_body(detail::check_json_depth(R"({"a":[{}]})", 2));
-  require_ok(detail::check_json_depth(R"("[[[[{{{{")", 0));
-  require_ok(detail::check_json_depth(R"(["\"[[", [1]])", 2));        // escaped quote stays in
-  require_bad_body(detail::check_json_depth(R"(["\\", [[1]]])", 2));  // escaped backslash ends
-  require_ok(detail::check_json_depth(R"(["\\", [[1]]])", 3));
-  require_ok(detail::check_json_depth("", 0));
-  require_ok(detail::check_json_depth(R"("a,b:c")", 0));
-  require_bad_body(detail::check_json_depth("1,2", 5), "not a single value");
-  require_bad_body(detail::check_json_depth("\"k\":1", 5), "not a single value");
-  require_bad_body(detail::check_json_depth("]", 5), "unbalanced");
-  require_bad_body(detail::check_json_depth("{}}", 5), "unbalanced");
+TEST_CASE("guard_json counts brackets outside strings only", "[codec][json]") {
+  require_ok(detail::guard_json("[[]]", 2));
+  require_bad_body(detail::guard_json("[[]]", 1), "JSON nested deeper than the limit of 1");
+  require_ok(detail::guard_json(R"({"a":[{}]})", 3));
+  require_bad_body(detail::guard_json(R"({"a":[{}]})", 2));
+  require_ok(detail::guard_json(R"("[[[[{{{{")", 0));
+  require_ok(detail::guard_json(R"(["\"[[", [1]])", 2));        // escaped quote stays in
+  require_bad_body(detail::guard_json(R"(["\\", [[1]]])", 2));  // escaped backslash ends
+  require_ok(detail::guard_json(R"(["\\", [[1]]])", 3));
+  require_ok(detail::guard_json("", 0));
+  require_ok(detail::guard_json(R"("a,b:c")", 0));
+  require_bad_body(detail::guard_json("1,2", 5), "not a single value");
+  require_bad_body(detail::guard_json("\"k\":1", 5), "not a single value");
+  require_bad_body(detail::guard_json("]", 5), "unbalanced");
+  require_bad_body(detail::guard_json("{}}", 5), "unbalanced");
 }
 
 TEST_CASE("decode_failure is a bad_body error carrying the message", "[codec]") {

@@ -136,6 +136,54 @@ TEST_CASE("bodies nested 100,000 levels deep get bad-body, not a stack overflow"
   CHECK(replies.ends_with("OK 4\nPONG\n"));
 }
 
+TEST_CASE("JSON numbers that crashed rapidjson get bad-body or a reply, and PING still works",
+          "[hardening][json]") {
+  // Issue 14: rapidjson 1.1.0's full-precision strtod read out of bounds on these.
+  const std::vector<std::string> numbers = {
+      "0." + std::string(445, '0'),
+      "5521.4555555555555554e-343",
+      "555010766721.4555555555555554e-349",
+      "5555500.10762166721316515555555550555555555555554e-355",
+      "0." + std::string(5000, '0'),
+      "1e99999999",
+      "-0." + std::string(400, '0') + "1",
+      std::string(400, '7'),
+  };
+  test_server server;
+  for (const auto& number : numbers) {
+    for (const std::string command : {"STRUCT", "PROTO"}) {
+      const std::vector<std::string> bodies = {
+          number,
+          R"({"zz":)" + number + "}",
+          R"({"n":)" + number + "}",
+          R"({"n":1,"zz":[[{"a":[)" + number + R"(]}],{"b":{"c":)" + number + "}}]}",
+      };
+      for (const auto& body : bodies) {
+        CAPTURE(command, body.substr(0, 80));
+        raw_socket s(server.port());
+        s.send(frame(command, "json", body));
+        s.send("PING\n");
+        const std::string replies = s.read_until("OK 4\nPONG\n");
+        const bool refused = replies.starts_with("ERR bad-body ");
+        const bool answered = replies.starts_with("OK ");
+        CHECK((refused || answered));
+        // A bare number is never a STRUCT or PROTO request.
+        if (body == number) CHECK(refused);
+        CHECK(replies.ends_with("OK 4\nPONG\n"));
+      }
+    }
+  }
+  // The error names the number.
+  raw_socket s(server.port());
+  s.send(frame("STRUCT", "json", R"({"zz":1e99999999})"));
+  s.send("PING\n");
+  const std::string replies = s.read_until("OK 4\nPONG\n");
+  CHECK(replies.starts_with("ERR bad-body "));
+  CHECK(replies.find("JSON number '1e99999999' is outside the range of a double\n") !=
+        std::string::npos);
+  expect_alive(server);
+}
+
 TEST_CASE("malformed command lines", "[hardening]") {
   test_server server;
   SECTION("1 MiB without a newline is too-large, answered before the megabyte ends") {

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "cmdwire/detail/cereal_guard.hpp"
+#include "cmdwire/detail/json_guard.hpp"
 #include "cmdwire/detail/streams.hpp"
 #include "cmdwire/error.hpp"
 #include "cmdwire/wire.hpp"
@@ -88,12 +89,6 @@ void encode_protobuf(const google::protobuf::Message& m, wire::encoding enc, std
 result<void> decode_protobuf(std::string_view body, wire::encoding enc,
                              google::protobuf::Message& m, const decode_limits& lim);
 
-/// Rejects JSON nested deeper than `max_depth` without recursing, so neither rapidjson nor
-/// protobuf's JSON parser ever sees a document that could exhaust the stack. Also rejects a
-/// body that is visibly not one value (a closer with nothing open, a top-level `,` or `:`),
-/// which splicing it into cereal's {"value0":...} wrapper would otherwise let through.
-result<void> check_json_depth(std::string_view json, std::size_t max_depth);
-
 result<void> decode_failure(std::string_view what);
 
 // cereal's JSON archives wrap the top-level value as {"value0": ...}; we send the value alone.
@@ -146,10 +141,13 @@ struct codec<T> {
         ar(v);
         if (src.remaining() != 0) return detail::decode_failure("trailing bytes after the value");
       } else {
-        if (auto depth = detail::check_json_depth(body, lim.max_depth); !depth) return depth;
+        // The guard copies the body into cereal's {"value0":...} wrapper, rewriting every
+        // number that rapidjson's strtod would otherwise get (detail/json_guard.hpp).
         std::string wrapped;
         wrapped.reserve(body.size() + 16);
-        wrapped.append("{\"").append(detail::json_wrap_key).append("\":").append(body).append("}");
+        wrapped.append("{\"").append(detail::json_wrap_key).append("\":");
+        if (auto guard = detail::guard_json(body, lim.max_depth, &wrapped); !guard) return guard;
+        wrapped.append("}");
         detail::view_source src(wrapped);
         std::istream is(&src);
         cereal::JSONInputArchive ar(is);
