@@ -3,13 +3,14 @@
 #   make test   installs deps, builds, runs every test: unit and integration tests, then the
 #               same suite under ASan+UBSan and under TSan, then each fuzzer for 60 s
 # Quicker loops while developing: `make check` (unit tests only), `make test-asan`,
-# `make test-tsan`, `make fuzz FUZZ_SECONDS=10`, `make bench`.
+# `make test-tsan`, `make fuzz FUZZ_SECONDS=10`, `make fuzz-long`, `make bench`.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
+FUZZ_LONG_RUNS ?= 10000000
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build demo check test test-asan test-tsan fuzz bench clean
+.PHONY: deps configure build demo check test test-asan test-tsan fuzz fuzz-long bench clean
 
 deps:
 	scripts/install-deps
@@ -36,6 +37,10 @@ test-tsan: deps
 
 fuzz: deps
 	scripts/fuzz $(FUZZ_SECONDS)
+
+# Each fuzzer for 10 M executions (not part of `make test`; see docs/FUZZING.md for its time).
+fuzz-long: deps
+	scripts/fuzz --runs $(FUZZ_LONG_RUNS)
 
 bench:
 	bench/run.sh
