@@ -3,14 +3,15 @@
 #   make test   installs deps, builds, runs every test: unit and integration tests, then the
 #               same suite under ASan+UBSan and under TSan, then each fuzzer for 60 s
 # Quicker loops while developing: `make check` (unit tests only), `make test-asan`,
-# `make test-tsan`, `make fuzz FUZZ_SECONDS=10`, `make fuzz-long`, `make bench`.
+# `make test-tsan`, `make fuzz FUZZ_SECONDS=10`, `make fuzz-long`, `make bench`,
+# `make package` (.deb), `make install PREFIX=...`.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 FUZZ_LONG_RUNS ?= 10000000
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build demo check test test-asan test-tsan fuzz fuzz-long bench clean
+.PHONY: deps configure build demo check test test-asan test-tsan fuzz fuzz-long bench package install clean
 
 deps:
 	scripts/install-deps
@@ -44,6 +45,15 @@ fuzz-long: deps
 
 bench:
 	bench/run.sh
+
+# A .deb of the tools, headers and libraries (CPack), written to $(BUILD)/.
+package: build
+	cd $(BUILD) && cpack -G DEB
+
+# Installs into PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz build-release

@@ -1,7 +1,10 @@
 // Codec micro-benchmarks: encode and decode of the demo payloads, cereal portable binary vs
 // cereal JSON (demo::ComplexData) and protobuf binary vs protobuf JSON (demo::pb::Complex).
 #include <benchmark/benchmark.h>
+#include <cereal/archives/json.hpp>
+#include <cereal/types/vector.hpp>
 #include <string>
+#include <vector>
 
 #include "cmdwire/codec.hpp"
 #include "demo/demo_commands.hpp"
@@ -56,12 +59,73 @@ void decode(benchmark::State& state) {
   state.counters["bytes"] = static_cast<double>(body.size());
 }
 
+/// A number-heavy body, where the JSON guard rewrites every value (issue 14): 64 doubles.
+struct Readings {
+  std::vector<double> values;
+  template <class A>
+  void serialize(A& ar) {
+    ar(cereal::make_nvp("values", values));
+  }
+};
+
+Readings sample_readings() {
+  Readings r;
+  for (int i = 0; i < 64; ++i) r.values.push_back(1.0 / (i + 3) * (i % 2 ? 1e-5 : 1e7));
+  return r;
+}
+
+/// The cereal JSON decode as it would be without the guard: the same copy into the
+/// {"value0":...} wrapper and the same rapidjson parse, nothing else. The baseline that
+/// decode/cereal_json and decode/readings_json are read against.
+template <class T>
+void decode_unguarded(benchmark::State& state, const std::string& body) {
+  for (auto _ : state) {
+    T value{};
+    std::string wrapped;
+    wrapped.reserve(body.size() + 16);
+    wrapped.append("{\"value0\":").append(body).append("}");
+    cmdwire::detail::view_source src(wrapped);
+    std::istream is(&src);
+    cereal::JSONInputArchive ar(is);
+    ar(value);
+    benchmark::DoNotOptimize(value);
+  }
+}
+
+void decode_cereal_json_unguarded(benchmark::State& state) {
+  std::string body;
+  codec<demo::ComplexData>::encode(sample<demo::ComplexData>(), encoding::json, body);
+  decode_unguarded<demo::ComplexData>(state, body);
+}
+
+void decode_readings_json(benchmark::State& state) {
+  std::string body;
+  codec<Readings>::encode(sample_readings(), encoding::json, body);
+  for (auto _ : state) {
+    Readings value;
+    if (!codec<Readings>::decode(body, encoding::json, value, cmdwire::decode_limits{})) {
+      state.SkipWithError("decode failed");
+      break;
+    }
+    benchmark::DoNotOptimize(value);
+  }
+}
+
+void decode_readings_json_unguarded(benchmark::State& state) {
+  std::string body;
+  codec<Readings>::encode(sample_readings(), encoding::json, body);
+  decode_unguarded<Readings>(state, body);
+}
+
 BENCHMARK(encode<demo::ComplexData, encoding::bin>)->Name("encode/cereal_bin");
 BENCHMARK(encode<demo::ComplexData, encoding::json>)->Name("encode/cereal_json");
 BENCHMARK(encode<demo::pb::Complex, encoding::bin>)->Name("encode/protobuf_bin");
 BENCHMARK(encode<demo::pb::Complex, encoding::json>)->Name("encode/protobuf_json");
 BENCHMARK(decode<demo::ComplexData, encoding::bin>)->Name("decode/cereal_bin");
 BENCHMARK(decode<demo::ComplexData, encoding::json>)->Name("decode/cereal_json");
+BENCHMARK(decode_cereal_json_unguarded)->Name("decode/cereal_json_unguarded");
+BENCHMARK(decode_readings_json)->Name("decode/readings_json");
+BENCHMARK(decode_readings_json_unguarded)->Name("decode/readings_json_unguarded");
 BENCHMARK(decode<demo::pb::Complex, encoding::bin>)->Name("decode/protobuf_bin");
 BENCHMARK(decode<demo::pb::Complex, encoding::json>)->Name("decode/protobuf_json");
 

@@ -6,6 +6,7 @@
 
 #include "client/cli.hpp"
 #include "client/connect.hpp"
+#include "cmdwire/version.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
       "Example: cmdwire call PING; cmdwire call STRUCT --json '{\"n\":1,\"s\":\"x\",\"m\":[],"
       "\"p\":[],\"c\":{\"ptr_wrapper\":{\"valid\":0}}}'"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "cmdwire " CMDWIRE_VERSION_STRING);
   app.add_option_function<std::string>("--auth-token-file", cmdwire::cli::set_auth_token_file,
                                        "file whose first line is the server's auth token "
                                        "(default: $CMDWIRE_TOKEN)");

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cmdwire/version.hpp"
 #include "cmdwire/address.hpp"
 #include "cmdwire/endpoint.hpp"
 #include "cmdwire/services.hpp"
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
       "cmdwire-server: serves cmdwire's demo commands (STRING, STRUCT, PROTO, ECHO, "
       "PING, DAYTIME, COMMANDS).\n"
       "Example: cmdwire-server --listen 127.0.0.1:61000 --threads 2"};
+  app.set_version_flag("--version", "cmdwire-server " CMDWIRE_VERSION_STRING);
   std::string listen = default_listen();
   unsigned threads = 0;
   cmdwire::log_level level = cmdwire::log_level::info;
