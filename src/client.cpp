@@ -37,11 +37,6 @@ namespace {
 constexpr std::size_t initial_reply_buffer = 16 * 1024;
 }  // namespace
 
-error make_error(errc code, std::string message) {
-  if (message.empty()) message = make_error_code(code).message();
-  return error{make_error_code(code), std::move(message)};
-}
-
 struct client::impl {
   struct pending_call {
     asio::any_completion_handler<raw_call_signature> done;  ///< empty once timed out

@@ -98,6 +98,17 @@ std::string error::to_string() const {
   return out;
 }
 
+error make_error(errc code, std::string message) {
+  if (message.empty()) message = make_error_code(code).message();
+  return error{make_error_code(code), std::move(message)};
+}
+
+errc wire_code(const std::error_code& code) noexcept {
+  if (code.category() != error_category()) return errc::internal;
+  const auto e = static_cast<errc>(code.value());
+  return wire_name(e).empty() ? errc::internal : e;
+}
+
 call_failed::call_failed(error e) : std::runtime_error(e.to_string()), error_(std::move(e)) {}
 
 void throw_exception_from_error(const error& e, const boost::source_location&) {

@@ -35,13 +35,6 @@ auto io_nothrow() { return asio::bind_cancellation_slot(asio::cancellation_slot(
 constexpr std::size_t initial_buffer_size = 4096;
 constexpr std::size_t shrink_idle_buffer_above = 64 * 1024;
 
-/// The wire code for a failure a handler reported; codes from other categories are internal.
-errc wire_code(const std::error_code& code) {
-  if (code.category() != error_category()) return errc::internal;
-  const auto e = static_cast<errc>(code.value());
-  return wire_name(e).empty() ? errc::internal : e;
-}
-
 bool is_normal_close(const boost::system::error_code& ec) {
   return ec == asio::error::eof || ec == asio::error::operation_aborted ||
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
@@ -520,7 +513,15 @@ asio::awaitable<bool> session::authenticate() {
   if (opt_.auth_token.empty()) co_return true;
   set_deadline(opt_.request_timeout);
   auto line = co_await async_read_line();
-  if (!line) co_return false;
+  if (!line) {
+    // An over-long AUTH line gets the same answer as any over-long line (PROTOCOL.md §4).
+    if (line.error().code == errc::too_large) {
+      log(log_level::warn, "AUTH line longer than the line limit: closing");
+      wire::append_error(out_, errc::too_large, "AUTH line longer than max_line");
+      if (!co_await flush()) co_await linger_close();
+    }
+    co_return false;
+  }
   constexpr std::string_view prefix = "AUTH ";
   const bool ok = line->starts_with(prefix) &&
                   equal_constant_time(line->substr(prefix.size()), opt_.auth_token);

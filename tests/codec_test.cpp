@@ -628,6 +628,27 @@ TEST_CASE("guard_json counts brackets outside strings only", "[codec][json]") {
   require_bad_body(detail::guard_json("{}}", 5), "unbalanced");
 }
 
+TEST_CASE("protobuf max_depth counts nested messages and map entries (PROTOCOL.md §5)",
+          "[codec][depth][protobuf]") {
+  // A chain of `messages` Complex values linked through `c`, without maps.
+  const auto chain = [](std::size_t messages) {
+    demo::pb::Complex root;
+    demo::pb::Complex* at = &root;
+    for (std::size_t i = 1; i < messages; ++i) at = at->mutable_c();
+    return encode(root, encoding::bin);
+  };
+  require_ok(decode<demo::pb::Complex>(chain(1025), encoding::bin).status);
+  require_bad_body(decode<demo::pb::Complex>(chain(1026), encoding::bin).status,
+                   "nested deeper than the limit of 1024");
+  // The demo's chain holds a map at every level: its map entries take the last level.
+  require_ok(decode<demo::pb::Complex>(encode(demo::make_sample_proto(1024), encoding::bin),
+                                       encoding::bin)
+                 .status);
+  require_bad_body(decode<demo::pb::Complex>(encode(demo::make_sample_proto(1025), encoding::bin),
+                                             encoding::bin)
+                       .status);
+}
+
 TEST_CASE("decode_failure is a bad_body error carrying the message", "[codec]") {
   const result<void> r = detail::decode_failure("what went wrong");
   require_bad_body(r);

@@ -3,6 +3,7 @@
 #include "cmdwire/endpoint.hpp"
 
 #include <atomic>
+#include <regex>
 #include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
@@ -62,6 +63,17 @@ TEST_CASE("demo commands answer in framed form", "[endpoint]") {
   const std::string daytime = read_reply(s);
   CHECK(daytime.starts_with("OK "));
   CHECK(daytime.find("-UTC\n") != std::string::npos);
+  // PROTOCOL.md §7: "Weekday, Month DD, YYYY HH:MM:SS-UTC", zero-padded.
+  const std::string line = daytime.substr(daytime.find('\n') + 1);
+  static const std::regex format(
+      R"(^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), )"
+      R"((January|February|March|April|May|June|July|August|September|October|November|December) )"
+      R"([0-3][0-9], [0-9]{4} [0-2][0-9]:[0-5][0-9]:[0-6][0-9]-UTC\n$)");
+  CHECK(std::regex_match(line, format));
+  // COMMANDS: names separated by LF, no LF at the end of the body (then the frame's own LF).
+  s.send("COMMANDS\n");
+  const std::string listed = read_reply(s);
+  CHECK_FALSE(listed.ends_with("\n\n"));
   SECTION("request ids are echoed") {
     s.send("PING id=42\n");
     CHECK(read_reply(s) == "OK 4 id=42\nPONG\n");
@@ -260,4 +272,72 @@ TEST_CASE("endpoint lifecycle", "[endpoint]") {
     CHECK_THROWS_AS(fresh.handle_raw("X", [](auto&, auto&) {}), std::invalid_argument);
     CHECK_THROWS_AS(fresh.handle_raw("bad name", [](auto&, auto&) {}), std::invalid_argument);
   }
+}
+
+namespace {
+struct Lookup {
+  static constexpr std::string_view name = "LOOKUP";
+  using request = std::string;
+  using response = std::string;
+};
+struct AsyncLookup {
+  static constexpr std::string_view name = "ALOOKUP";
+  using request = std::string;
+  using response = std::string;
+};
+}  // namespace
+
+TEST_CASE("typed handlers report failures as values, sync and async", "[endpoint][errors]") {
+  using cmdwire::errc;
+  cmdwire::endpoint ep;
+  ep.handle<Lookup>([](const std::string& key) -> cmdwire::result<std::string> {
+    if (key == "apple") return std::string("3");
+    if (key == "io") return cmdwire::error{std::make_error_code(std::errc::io_error), "disk"};
+    if (key == "local") return cmdwire::make_error(errc::timeout, "client-only code");
+    return cmdwire::make_error(errc::bad_body, "no such key: " + key);
+  });
+  ep.handle<AsyncLookup>(
+      [](const std::string& key) -> boost::asio::awaitable<cmdwire::result<std::string>> {
+        if (key == "apple") co_return std::string("3");
+        co_return cmdwire::make_error(errc::deadline_exceeded);
+      });
+  const auto port = ep.listen("127.0.0.1", 0);
+  REQUIRE(port.has_value());
+  ep.start();
+
+  raw_socket s(*port);
+  s.send("LOOKUP 5\napple");
+  CHECK(read_reply(s) == "OK 1\n3\n");
+  s.send("LOOKUP 4\npear");
+  CHECK(read_reply(s) == "ERR bad-body 17\nno such key: pear\n");
+  // Codes without a wire name (another category, or a client-local one) go out as internal.
+  s.send("LOOKUP 2\nio");
+  CHECK(read_reply(s) == "ERR internal 4\ndisk\n");
+  s.send("LOOKUP 5\nlocal");
+  CHECK(read_reply(s) == "ERR internal 16\nclient-only code\n");
+  s.send("ALOOKUP 5\napple");
+  CHECK(read_reply(s) == "OK 1\n3\n");
+  s.send("ALOOKUP 1\nx");
+  const std::string described = cmdwire::make_error_code(errc::deadline_exceeded).message();
+  REQUIRE_FALSE(described.empty());
+  CHECK(read_reply(s) ==
+        "ERR deadline " + std::to_string(described.size()) + "\n" + described + "\n");
+
+  // The client sees the same error value the handler returned.
+  auto c = cmdwire::client::connect("127.0.0.1:" + std::to_string(*port));
+  REQUIRE(c.has_value());
+  const auto r = c->call<Lookup>(std::string("pear"));
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == errc::bad_body);
+  CHECK(r.error().message == "no such key: pear");
+  ep.stop();
+}
+
+TEST_CASE("wire_code maps any error code to one the wire can carry", "[endpoint][errors]") {
+  using cmdwire::errc;
+  CHECK(cmdwire::wire_code(cmdwire::make_error_code(errc::too_large)) == errc::too_large);
+  CHECK(cmdwire::wire_code(cmdwire::make_error_code(errc::connection_lost)) == errc::internal);
+  CHECK(cmdwire::wire_code(std::make_error_code(std::errc::io_error)) == errc::internal);
+  CHECK(cmdwire::make_error(errc::busy).message == cmdwire::make_error_code(errc::busy).message());
+  CHECK(cmdwire::make_error(errc::busy, "full").message == "full");
 }

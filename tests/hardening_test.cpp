@@ -345,6 +345,11 @@ TEST_CASE("shared-secret auth", "[hardening]") {
     CHECK(reply.starts_with("ERR auth "));
     CHECK(reply.find("PONG") == std::string::npos);
   }
+  SECTION("an AUTH line longer than max_line gets too-large, like any other line") {
+    raw_socket s(server.port());
+    s.send("AUTH " + std::string(5000, 'x') + "\n");
+    CHECK(s.read_to_eof() == "ERR too-large 30\nAUTH line longer than max_line\n");
+  }
   SECTION("the right token opens the connection") {
     raw_socket s(server.port());
     s.send("AUTH correct horse\nPING\n");
@@ -360,6 +365,24 @@ TEST_CASE("shared-secret auth", "[hardening]") {
     auto refused = cmdwire::client::connect(server.address(), copt);
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error().code == cmdwire::errc::unauthorized);
+  }
+}
+
+TEST_CASE("AUTH on a server without a token is an ordinary, unregistered command", "[hardening]") {
+  test_server server;
+  SECTION("a word token makes a malformed request line") {
+    raw_socket s(server.port());
+    s.send("AUTH s3cret\nPING\n");
+    const std::string reply = s.read_to_eof();
+    CHECK(reply.starts_with("ERR bad-request "));
+    CHECK(reply.find("PONG") == std::string::npos);
+  }
+  SECTION("a numeric token is a LENGTH: its body is read, then unknown-command") {
+    raw_socket s(server.port());
+    s.send("AUTH 3\nabcPING\n");
+    const std::string replies = s.read_until("PONG\n");
+    CHECK(replies.starts_with("ERR unknown-command "));
+    CHECK(replies.ends_with("OK 4\nPONG\n"));
   }
 }
 

@@ -813,3 +813,42 @@ TEST_CASE("valid_command_name") {
   CHECK_FALSE(wire::valid_command_name("A\n"));
   CHECK_FALSE(wire::valid_command_name("A=B"));
 }
+
+// ---- Decisions docs/PROTOCOL.md states (issue 9): each is pinned here.
+
+TEST_CASE("protocol: literals are case-sensitive (%s\"...\" in the ABNF)") {
+  require_head_error("PING JSON\n", errc::bad_request);
+  require_head_error("PING Bin 0\n", errc::bad_request);
+  // A name is case-sensitive too: `ping` is another (unregistered) name, not PING.
+  const auto lower = head("ping\n");
+  REQUIRE(lower.state == status::complete);
+  CHECK(lower.head.name == "ping");
+  for (const char* reply : {"ok 4\nPONG\n", "Ok 4\nPONG\n", "err busy 1\nx\n", "Err busy 1\nx\n"}) {
+    INFO(reply);
+    CHECK(wire::parse_reply(reply, default_limits).state == status::error);
+  }
+}
+
+TEST_CASE("protocol: id= is a number, echoed without leading zeros") {
+  const auto h = head("ECHO 0 id=007\n");
+  REQUIRE(h.state == status::complete);
+  REQUIRE(h.head.id == 7u);
+  std::string out;
+  wire::append_ok(out, "", h.head.id);
+  CHECK(out == "OK 0 id=7\n\n");
+}
+
+TEST_CASE("protocol: unknown attributes need VCHAR values; other bytes are refused") {
+  CHECK(head("ECHO 0 note=~!{}[]\n").state == status::complete);
+  require_head_error("ECHO 0 note=caf\xC3\xA9\n", errc::bad_request);
+  require_head_error("ECHO 0 note=a\tb\n", errc::bad_request);
+}
+
+TEST_CASE("protocol: after a line-form request only ERR switches to framed parsing") {
+  // A line command's answer may itself start with "OK 5": it is still one bare line.
+  const auto r = wire::parse_line_reply("OK 5\nhello\n", default_limits);
+  REQUIRE(r.state == status::complete);
+  CHECK(r.rep.ok);
+  CHECK(r.rep.body == "OK 5");
+  CHECK(r.size == 5);
+}

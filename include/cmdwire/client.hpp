@@ -159,9 +159,6 @@ class client {
   std::unique_ptr<impl> impl_;
 };
 
-/// The error value for an `errc` with its standard message (helper for results).
-[[nodiscard]] error make_error(errc code, std::string message = {});
-
 template <class Token>
 auto client::async_send(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
                         Token&& token) {

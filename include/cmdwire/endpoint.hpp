@@ -92,6 +92,8 @@ class reply_writer {
   void fail(errc code, std::string message) {
     failure_ = error{make_error_code(code), std::move(message)};
   }
+  /// The same for an error value; a code without a wire name is sent as `internal`.
+  void fail(error e) { failure_ = std::move(e); }
   [[nodiscard]] const std::optional<error>& failure() const noexcept { return failure_; }
 
  private:
@@ -145,6 +147,11 @@ struct awaitable_value<asio::awaitable<T>> {
   static constexpr bool is_awaitable = true;
   using type = T;
 };
+
+/// What a typed handler may return for response type R: R (or something convertible to it), or
+/// result<R> to answer with an error as a value.
+template <class T, class R>
+concept handler_return = std::is_convertible_v<T, R> || std::is_same_v<T, result<R>>;
 }  // namespace detail
 
 /// What an endpoint is holding right now (all connections, all workers).
@@ -219,6 +226,15 @@ class endpoint {
   static void encode_reply(const Resp& resp, const request_context& rc, reply_writer& w) {
     codec<Resp>::encode(resp, rc.enc, w.body());
   }
+  /// A handler's result<Resp>: the value is encoded, an error becomes the ERR reply.
+  template <class Resp>
+  static void encode_reply(const result<Resp>& resp, const request_context& rc, reply_writer& w) {
+    if (resp) {
+      codec<Resp>::encode(*resp, rc.enc, w.body());
+    } else {
+      w.fail(resp.error());
+    }
+  }
 
   struct impl;
   std::unique_ptr<impl> impl_;
@@ -234,9 +250,10 @@ void endpoint::handle(F fn) {
   const decode_limits limits = options().decode;
 
   if constexpr (detail::awaitable_value<returned>::is_awaitable) {
-    static_assert(
-        std::is_convertible_v<typename detail::awaitable_value<returned>::type, response_t>,
-        "async handler must return asio::awaitable<C::response>");
+    using awaited = typename detail::awaitable_value<returned>::type;
+    static_assert(detail::handler_return<awaited, response_t>,
+                  "async handler must return asio::awaitable<C::response> or "
+                  "asio::awaitable<cmdwire::result<C::response>>");
     async_raw_handler h = [fn = std::move(fn), limits](const request_context& rc,
                                                        reply_writer& w) -> asio::awaitable<void> {
       request_t req{};
@@ -244,19 +261,29 @@ void endpoint::handle(F fn) {
         w.fail(errc::bad_body, std::move(decoded.error().message));
         co_return;
       }
-      const response_t resp = co_await fn(req);
-      encode_reply(resp, rc, w);
+      if constexpr (std::is_same_v<awaited, result<response_t>>) {
+        const result<response_t> resp = co_await fn(req);
+        encode_reply(resp, rc, w);
+      } else {
+        const response_t resp = co_await fn(req);
+        encode_reply(resp, rc, w);
+      }
     };
     add_handler(C::name, {}, std::move(h), {}, is_line_command<C>);
   } else {
-    static_assert(std::is_convertible_v<returned, response_t>, "handler must return C::response");
+    static_assert(detail::handler_return<returned, response_t>,
+                  "handler must return C::response or cmdwire::result<C::response>");
     raw_handler h = [fn = std::move(fn), limits](const request_context& rc, reply_writer& w) {
       request_t req{};
       if (auto decoded = codec<request_t>::decode(rc.body, rc.enc, req, limits); !decoded) {
         w.fail(errc::bad_body, std::move(decoded.error().message));
         return;
       }
-      encode_reply<response_t>(fn(req), rc, w);
+      if constexpr (std::is_same_v<returned, result<response_t>>) {
+        encode_reply(fn(req), rc, w);
+      } else {
+        encode_reply<response_t>(fn(req), rc, w);
+      }
     };
     add_handler(C::name, std::move(h), {}, {}, is_line_command<C>);
   }

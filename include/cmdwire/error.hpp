@@ -54,6 +54,15 @@ struct error {
   [[nodiscard]] std::string to_string() const;
 };
 
+/// An error with `code`; an empty `message` is replaced by the code's own description.
+/// What a typed handler returns (inside its `result<Response>`) to answer `ERR <code> <message>`:
+///   if (!found) return cmdwire::make_error(cmdwire::errc::bad_body, "no such sku: " + sku);
+[[nodiscard]] error make_error(errc code, std::string message = {});
+
+/// The code a reply carries for `code`: itself if it has a wire name, else `errc::internal`
+/// (client-local codes and codes of other categories, e.g. a std::errc from a handler).
+[[nodiscard]] errc wire_code(const std::error_code& code) noexcept;
+
 /// Thrown only by `result<T>::value()` on an error: the API edge where callers opted into
 /// exceptions.
 class call_failed : public std::runtime_error {
