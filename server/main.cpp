@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
   cmdwire::chat_room room({.log = options.log});  // before ep: its members refer to it
   cmdwire::endpoint ep(options);
   cmdwire::demo::register_demo_commands(ep);
+  ep.enable_pubsub();  // the server offers SUBSCRIBE/PUBLISH (and --chat uses its own room)
   auto port = ep.listen(where->host, where->port);
   if (!port) {
     fmt::print(stderr,

@@ -24,12 +24,6 @@ namespace cmdwire {
 
 using asio::ip::tcp;
 
-namespace detail {
-void log_line(const endpoint_options& opt, log_level level, std::string_view text) {
-  if (opt.log) opt.log(level, text);
-}
-}  // namespace detail
-
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
@@ -120,6 +114,19 @@ endpoint::endpoint(endpoint_options options) : impl_(std::make_unique<impl>()) {
   impl_->options.threads = threads;
   for (unsigned i = 0; i < threads; ++i) {
     impl_->workers.push_back(std::make_unique<detail::worker>());
+  }
+}
+
+void endpoint::enable_pubsub() {
+  {
+    // Both names are checked first, so a refusal leaves neither registered.
+    std::lock_guard lock(impl_->mutex);
+    for (const char* name : {"SUBSCRIBE", "PUBLISH"}) {
+      if (impl_->handlers.contains(std::string(name))) {
+        throw std::invalid_argument(fmt::format(
+            "cmdwire::endpoint: enable_pubsub: command '{}' is already registered", name));
+      }
+    }
   }
   detail::add_pubsub_commands(*this, impl_->broker);
 }

@@ -69,7 +69,11 @@ struct listener {
   connection_handler raw;  ///< empty: the cmdwire command protocol.
 };
 
-void log_line(const endpoint_options& opt, log_level level, std::string_view text);
+/// Sends one line to the endpoint's log sink, if it has one. Inline, so that the sessions, the
+/// broker and the datagram services need no .cpp of the endpoint's (no cycle in src/).
+inline void log_line(const endpoint_options& opt, log_level level, std::string_view text) {
+  if (opt.log) opt.log(level, text);
+}
 
 /// What every session of an endpoint shares: read-only after start, plus atomic counters.
 struct endpoint_state {

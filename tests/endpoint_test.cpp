@@ -341,3 +341,48 @@ TEST_CASE("wire_code maps any error code to one the wire can carry", "[endpoint]
   CHECK(cmdwire::make_error(errc::busy).message == cmdwire::make_error_code(errc::busy).message());
   CHECK(cmdwire::make_error(errc::busy, "full").message == "full");
 }
+
+TEST_CASE("pub/sub is opt-in; its names are free until enable_pubsub", "[endpoint][pubsub]") {
+  SECTION("an endpoint without it answers SUBSCRIBE as unknown") {
+    cmdwire::endpoint ep;
+    ep.handle<cmdwire::demo::Ping>([](cmdwire::none) { return std::string("PONG"); });
+    const auto port = ep.listen("127.0.0.1", 0);
+    REQUIRE(port.has_value());
+    ep.start();
+    raw_socket s(*port);
+    s.send("SUBSCRIBE 4\nnewsPING\n");
+    CHECK(read_reply(s) == "ERR unknown-command 27\nunknown command 'SUBSCRIBE'\n");
+    CHECK(read_reply(s) == "OK 4\nPONG\n");
+    ep.stop();
+  }
+  SECTION("a user may take PUBLISH; enabling pub/sub then is a clear error") {
+    cmdwire::endpoint ep;
+    ep.handle_raw("PUBLISH", [](const cmdwire::request_context&, cmdwire::reply_writer& w) {
+      w.body() = "mine";
+    });
+    try {
+      ep.enable_pubsub();
+      FAIL("enable_pubsub accepted a taken name");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()) ==
+            "cmdwire::endpoint: enable_pubsub: command 'PUBLISH' is already registered");
+    }
+    // Nothing half-registered: SUBSCRIBE is still free.
+    ep.handle_raw("SUBSCRIBE", [](const cmdwire::request_context&, cmdwire::reply_writer& w) {
+      w.body() = "also mine";
+    });
+    const auto port = ep.listen("127.0.0.1", 0);
+    REQUIRE(port.has_value());
+    ep.start();
+    raw_socket s(*port);
+    s.send("PUBLISH 0\nSUBSCRIBE 0\n");
+    CHECK(read_reply(s) == "OK 4\nmine\n");
+    CHECK(read_reply(s) == "OK 9\nalso mine\n");
+    ep.stop();
+  }
+  SECTION("enabling it twice is refused") {
+    cmdwire::endpoint ep;
+    ep.enable_pubsub();
+    CHECK_THROWS_AS(ep.enable_pubsub(), std::invalid_argument);
+  }
+}

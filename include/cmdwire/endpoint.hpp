@@ -194,8 +194,14 @@ class endpoint {
   [[nodiscard]] result<std::uint16_t> serve_udp(std::string_view host, std::uint16_t port,
                                                 datagram_handler fn);
 
+  /// Registers the built-in publish/subscribe commands, SUBSCRIBE and PUBLISH (PROTOCOL.md §9).
+  /// Off unless called: without it, a user may register those names for commands of their own.
+  /// Throws std::invalid_argument if either name is already registered (or this is called
+  /// twice), and std::logic_error after start().
+  void enable_pubsub();
+
   /// Pushes `MSG topic length\nbody\n` to every connection subscribed to `topic` (see the
-  /// SUBSCRIBE command); any thread, never blocks on a socket. Returns how many subscribers
+  /// SUBSCRIBE command, enable_pubsub()); any thread, never blocks on a socket. Returns how many subscribers
   /// took it; one whose queue is over max_subscriber_queue is disconnected and not counted.
   std::size_t publish(std::string_view topic, std::string_view body);
 

@@ -39,6 +39,7 @@ class test_server {
  public:
   explicit test_server(endpoint_options options = {}) : ep_(with_defaults(std::move(options))) {
     demo::register_demo_commands(ep_);
+    ep_.enable_pubsub();  // as cmdwire-server does
     ep_.handle<Throw>(
         [](const std::string& body) -> std::string { throw std::runtime_error("boom: " + body); });
     ep_.handle<Sleep>([this](const std::string& ms) -> asio::awaitable<std::string> {
