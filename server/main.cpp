@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
   }
   options.threads = threads;
   options.log = make_logger(level);
-  cmdwire::chat_room room({.log = options.log});  // before ep: its members refer to it
+  cmdwire::chat_room room({.limits = {}, .log = options.log});  // before ep: members refer to it
   cmdwire::endpoint ep(options);
   cmdwire::demo::register_demo_commands(ep);
   ep.enable_pubsub();  // the server offers SUBSCRIBE/PUBLISH (and --chat uses its own room)

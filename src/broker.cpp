@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 #include <algorithm>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "cmdwire/pubsub.hpp"
@@ -16,34 +15,25 @@ namespace cmdwire::detail {
 
 std::size_t broker::publish(std::string_view topic, std::string_view body) {
   const std::string head = fmt::format("MSG {} {}\n", topic, body.size());
-  std::size_t receivers = 0;
   std::lock_guard lock(mutex_);
   const auto it = topics_.find(topic);
   if (it == topics_.end()) return 0;
-  std::vector<outbox*>& boxes = it->second;
-  // An evicted subscriber leaves the topic now, so later publishes skip it even before its
-  // connection has noticed; its coroutine's remove() then finds nothing to do.
-  std::erase_if(boxes, [&](outbox* box) {
-    if (box->push(head, body, std::string_view("\n"))) {
-      ++receivers;
-      return false;
-    }
-    return true;
-  });
-  if (boxes.empty()) topics_.erase(it);
-  return receivers;
+  // Evicted subscribers leave the topic here; their coroutines' remove() then finds nothing.
+  const fanout::delivery d = it->second.deliver(head, body, std::string_view("\n"));
+  if (it->second.empty()) topics_.erase(it);
+  return d.delivered;
 }
 
 void broker::add(const std::string& topic, outbox& box) {
   std::lock_guard lock(mutex_);
-  topics_[topic].push_back(&box);
+  topics_[topic].add(box);
 }
 
 void broker::remove(const std::string& topic, outbox& box) {
   std::lock_guard lock(mutex_);
   const auto it = topics_.find(topic);
   if (it == topics_.end()) return;
-  std::erase(it->second, &box);
+  it->second.remove(box);
   if (it->second.empty()) topics_.erase(it);
 }
 
@@ -69,19 +59,9 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
     co_return;  // the body was read whole, so the connection can go on with commands
   }
 
-  outbox box(co_await asio::this_coro::executor, opt_.max_subscriber_queue);
+  outbox box(co_await asio::this_coro::executor, opt_.subscriber_limits);
   add(topic, box);
-  struct leave_on_exit {  // also when the frame is destroyed by a stopping worker
-    broker& self;
-    const std::string& topic;
-    outbox& box;
-    bool left = false;
-    void now() {
-      if (!left) self.remove(topic, box);
-      left = true;
-    }
-    ~leave_on_exit() { now(); }
-  } leave{*this, topic, box};
+  leave_guard leave([&] { remove(topic, box); });
   const auto log = [&](log_level level, std::string_view what) {
     if (opt_.log)
       log_line(opt_, level, fmt::format("{}: {} {}", fmt::streamed(s.peer()), what, topic));
@@ -92,17 +72,12 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
   // reaches this subscriber; the writer starts after it, so the OK comes before any MSG.
   std::string ack;
   wire::append_ok(ack, topic, rc.id);
-  if (co_await s.async_write(ack)) {
-    using namespace asio::experimental::awaitable_operators;
-    co_await (async_then_close(async_discard_input(s), s) ||
-              async_then_close(box.async_drain_to(s), s) ||
-              async_then_close(box.async_wait_evicted(), s));
-  }
+  if (co_await s.async_write(ack)) co_await async_serve_pushed(s, box, async_discard_input(s));
   // Unregistered before the log line, so whoever reads the log sees publishes skip it.
   leave.now();
   if (box.evicted()) {
-    log(log_level::warn, fmt::format("disconnected: not reading, over {} bytes queued for",
-                                     opt_.max_subscriber_queue));
+    log(log_level::warn, fmt::format("disconnected: not reading, {}, subscribed to",
+                                     box.eviction_reason()));
   } else {
     log(log_level::info, "unsubscribed from");
   }

@@ -10,10 +10,9 @@
 #include <vector>
 
 #include "cmdwire/endpoint.hpp"
+#include "outbox.hpp"
 
 namespace cmdwire::detail {
-
-class outbox;
 
 /// Topics and their subscribers' outboxes. Publishing copies the frame into each outbox under
 /// one mutex and never waits for a socket; a subscriber whose outbox overflows is evicted and
@@ -42,7 +41,7 @@ class broker {
 
   const endpoint_options& opt_;
   std::mutex mutex_;  ///< guards topics_
-  std::map<std::string, std::vector<outbox*>, std::less<>> topics_;
+  std::map<std::string, fanout, std::less<>> topics_;
 };
 
 /// Registers SUBSCRIBE and PUBLISH on `ep`, served by `b` (which must outlive `ep`'s workers).

@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 #include <algorithm>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <ctime>
@@ -52,7 +51,7 @@ std::optional<std::string> udp_daytime_reply(std::string_view /*datagram*/,
 struct chat_room::impl {
   chat_options options;
   mutable std::mutex mutex;  ///< guards members and evictions
-  std::vector<detail::outbox*> members;
+  detail::fanout members;
   std::size_t evictions = 0;
 
   void log(log_level level, const stream& s, std::string_view what) const {
@@ -62,23 +61,18 @@ struct chat_room::impl {
   /// Copies `bytes` into every member's queue; never waits for a socket.
   void broadcast(std::string_view bytes) {
     std::lock_guard lock(mutex);
-    // An overflowing member leaves the room here, so the next broadcast skips it at once.
-    std::erase_if(members, [&](detail::outbox* box) {
-      if (box->push(bytes)) return false;
-      ++evictions;
-      return true;
-    });
+    evictions += members.deliver(bytes).evicted;
   }
 
   std::size_t join(detail::outbox& box) {
     std::lock_guard lock(mutex);
-    members.push_back(&box);
+    members.add(box);
     return members.size();
   }
 
   std::size_t leave(detail::outbox& box) {
     std::lock_guard lock(mutex);
-    std::erase(members, &box);
+    members.remove(box);
     return members.size();
   }
 
@@ -102,29 +96,20 @@ connection_handler chat_room::handler() {
 }
 
 asio::awaitable<void> chat_room::async_serve(stream& s) {
-  detail::outbox box(co_await asio::this_coro::executor, impl_->options.max_queue);
+  detail::outbox box(co_await asio::this_coro::executor, impl_->options.limits);
   const std::size_t joined = impl_->join(box);
-  struct leave_on_exit {  // also when a stopping worker destroys this frame
-    impl& room;
-    detail::outbox& box;
-    ~leave_on_exit() { room.leave(box); }
-  } guard{*impl_, box};
+  std::size_t left = 0;
+  detail::leave_guard leave([&] { left = impl_->leave(box); });
   impl_->log(log_level::info, s, fmt::format("joined the chat ({} members)", joined));
   s.set_idle_timeout({});  // silent members are normal in a chat
 
-  using namespace asio::experimental::awaitable_operators;
-  // A member that half-closes is gone as far as the room is concerned, so the first branch
-  // to end (EOF, write failure, eviction) closes the connection for all three.
-  co_await (detail::async_then_close(impl_->async_read_and_broadcast(s), s) ||
-            detail::async_then_close(box.async_drain_to(s), s) ||
-            detail::async_then_close(box.async_wait_evicted(), s));
+  co_await detail::async_serve_pushed(s, box, impl_->async_read_and_broadcast(s));
 
-  const std::size_t left = impl_->leave(box);
+  leave.now();
   if (box.evicted()) {
     impl_->log(log_level::warn, s,
-               fmt::format("disconnected from the chat: not reading, over {} bytes queued ({} "
-                           "members)",
-                           impl_->options.max_queue, left));
+               fmt::format("disconnected from the chat: not reading, {} ({} members)",
+                           box.eviction_reason(), left));
   } else {
     impl_->log(log_level::info, s, fmt::format("left the chat ({} members)", left));
   }

@@ -162,7 +162,7 @@ TEST_CASE("a subscriber that stops reading is disconnected, the others keep rece
           "[pubsub]") {
   log_capture logs;
   cmdwire::endpoint_options options = logging_to(logs);
-  options.max_subscriber_queue = 64 * 1024;
+  options.subscriber_limits.hard_bytes = 64 * 1024;
   test_server server(options);
 
   raw_socket slow(server.port());

@@ -5,7 +5,10 @@
 #include <poll.h>
 #include <boost/asio/ip/udp.hpp>
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <string>
 
 #include "support/log_capture.hpp"
@@ -23,7 +26,7 @@ constexpr std::size_t chat_queue_limit = 64 * 1024;
 /// One endpoint serving every classic service on loopback port 0.
 struct services_server {
   log_capture logs;
-  cmdwire::chat_room room{{.max_queue = chat_queue_limit, .log = logs.sink()}};
+  cmdwire::chat_room room{{.limits = {.hard_bytes = chat_queue_limit}, .log = logs.sink()}};
   cmdwire::endpoint ep{make_options(logs)};
   std::uint16_t echo = serve(ep.serve("127.0.0.1", 0, cmdwire::echo_session));
   std::uint16_t daytime = serve(ep.serve("127.0.0.1", 0, cmdwire::daytime_session));
@@ -164,4 +167,75 @@ TEST_CASE("chat disconnects a member that stops reading, and the others keep goi
   flooder.send("after\n");
   CHECK(flooder.read_exact(6) == "after\n");
   CHECK(bystander.read_exact(6) == "after\n");
+}
+
+TEST_CASE("chat: a 20 MB burst reaches members that keep reading; one that never reads goes",
+          "[services][chat]") {
+  // Redis-style limits (issue 9): a member is dropped for staying over soft_bytes for
+  // soft_for (or passing hard_bytes), not for being briefly behind. With the old 256 KiB
+  // queue, this burst evicted members that read all the time.
+  log_capture logs;
+  cmdwire::chat_room room{{.limits = {.hard_bytes = std::size_t{32} << 20,
+                                      .soft_bytes = std::size_t{4} << 20,
+                                      .soft_for = std::chrono::seconds(1)},
+                           .log = logs.sink()}};
+  cmdwire::endpoint_options options;
+  options.threads = 2;
+  options.log = logs.sink();
+  cmdwire::endpoint ep(options);
+  const auto port = ep.serve("127.0.0.1", 0, room.handler());
+  REQUIRE(port.has_value());
+  ep.start();
+
+  raw_socket idle(*port);  // never reads after joining
+  join(idle, "i");
+  raw_socket reader(*port);
+  join(reader, "r");
+  raw_socket sender(*port);
+  join(sender, "s");
+  CHECK(reader.read_exact(1) == "s");
+
+  std::string burst;  // 300 lines of 64 KiB: 19,660,800 bytes, far over the soft limit
+  for (int i = 0; i < 300; ++i) {
+    std::string line(64 * 1024 - 1, static_cast<char>('a' + i % 26));
+    burst.append(line).push_back('\n');
+  }
+  // Read in 64 KiB steps, as a chat client would (one 20 MB read_exact would allocate the
+  // whole remainder for every recv). Threads report failures as text, never by throwing.
+  const auto read_into = [](raw_socket& s, std::size_t n, std::string& out) {
+    try {
+      while (out.size() < n) out += s.read_exact(std::min<std::size_t>(64 * 1024, n - out.size()));
+    } catch (const std::exception& e) {
+      out = e.what();
+    }
+  };
+  // The sender is a member too: it reads its own copy while it sends, as a chat client does.
+  std::string sender_got, reader_got, send_error;
+  std::thread echo([&] { read_into(sender, burst.size(), sender_got); });
+  std::thread read([&] { read_into(reader, burst.size(), reader_got); });
+  try {
+    sender.send(burst);
+  } catch (const std::exception& e) {
+    send_error = e.what();
+  }
+  echo.join();
+  read.join();
+  CHECK(send_error.empty());
+  CHECK(reader_got == burst);
+  CHECK(sender_got == burst);
+  CHECK(room.evictions() == 0);  // the idle member is over the soft limit, but not for long
+
+  // The limits are checked as messages are queued: keep talking until soft_for has passed.
+  // The readers have caught up, so only the idle member is still over the soft limit.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (room.evictions() == 0 && std::chrono::steady_clock::now() < give_up) {
+    sender.send("t\n");
+    REQUIRE(sender.read_exact(2) == "t\n");
+  }
+  INFO(logs.text());
+  CHECK(room.evictions() == 1);
+  CHECK(logs.wait_for(
+      "disconnected from the chat: not reading, over 4194304 bytes queued for 1000 ms"));
+  CHECK(room.members() == 2);
+  ep.stop();
 }

@@ -33,6 +33,17 @@ enum class log_level { debug, info, warn, error, off };
 /// Called from worker threads; must be thread-safe.
 using logger = std::function<void(log_level, std::string_view)>;
 
+/// Bounds on the bytes queued for one connection the server pushes to (a subscriber, a chat
+/// member), as Redis's `client-output-buffer-limit pubsub 32mb 8mb 60`: the connection is
+/// closed when its queue would pass `hard_bytes`, or when it has stayed over `soft_bytes` for
+/// `soft_for` without a break. A reader that is only briefly slower than the sender stays.
+/// Checked whenever a message is queued for the connection.
+struct push_limits {
+  std::size_t hard_bytes = std::size_t{32} << 20;
+  std::size_t soft_bytes = std::size_t{8} << 20;
+  std::chrono::milliseconds soft_for = std::chrono::seconds(60);
+};
+
 struct endpoint_options {
   wire::limits limits;   ///< line and body limits for requests.
   decode_limits decode;  ///< nesting limit for typed bodies.
@@ -63,9 +74,10 @@ struct endpoint_options {
   /// Set: every listener speaks TLS (certificate, key and optional client CA loaded by
   /// `listen`/`serve`, which fail if they cannot be).
   std::optional<tls_server_config> tls;
-  /// Bytes of pushed MSG frames a subscriber may have waiting; one more and it is
-  /// disconnected, so a subscriber that stops reading never holds up publishers.
-  std::size_t max_subscriber_queue = 1u << 20;
+  /// Bytes of pushed MSG frames a subscriber may have waiting (queued or being written):
+  /// past these it is disconnected, so a subscriber that stops reading never holds up
+  /// publishers.
+  push_limits subscriber_limits;
 };
 
 /// What a handler sees of one request. Views point into the connection's receive buffer and
@@ -202,7 +214,7 @@ class endpoint {
 
   /// Pushes `MSG topic length\nbody\n` to every connection subscribed to `topic` (see the
   /// SUBSCRIBE command, enable_pubsub()); any thread, never blocks on a socket. Returns how many subscribers
-  /// took it; one whose queue is over max_subscriber_queue is disconnected and not counted.
+  /// took it; one past its subscriber_limits is disconnected and not counted.
   std::size_t publish(std::string_view topic, std::string_view body);
 
   /// Port of the first listener (0 before `listen`).

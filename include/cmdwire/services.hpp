@@ -40,10 +40,10 @@ asio::awaitable<void> daytime_session(stream& s);
                                                            const asio::ip::udp::endpoint& from);
 
 struct chat_options {
-  /// Bytes a member may have waiting to be written to it. A member whose queue would grow
-  /// past this is disconnected: one client that stops reading must not hold up the room or
-  /// grow the server's memory without bound.
-  std::size_t max_queue = 256 * 1024;
+  /// Bytes a member may have waiting to be written to it. A member past these is
+  /// disconnected: one client that stops reading must not hold up the room or grow the
+  /// server's memory without bound.
+  push_limits limits;
   logger log;  ///< joins, leaves and evictions; empty: none.
 };
 

@@ -27,6 +27,14 @@ class log_capture {
   }
 
   /// Lines logged so far that contain `text`.
+  /// Every line so far, LF-separated (for test failure messages).
+  [[nodiscard]] std::string text() const {
+    std::lock_guard lock(mutex_);
+    std::string out;
+    for (const auto& line : lines_) out.append(line).push_back('\n');
+    return out;
+  }
+
   [[nodiscard]] std::size_t count(std::string_view text) const {
     std::lock_guard lock(mutex_);
     return count_locked(text);
