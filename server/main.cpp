@@ -14,10 +14,10 @@
 #include <mutex>
 #include <thread>
 
-#include "cmdwire/version.hpp"
 #include "cmdwire/address.hpp"
 #include "cmdwire/endpoint.hpp"
 #include "cmdwire/services.hpp"
+#include "cmdwire/version.hpp"
 #include "demo/demo_service.hpp"
 
 namespace {

@@ -76,8 +76,8 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
   // Unregistered before the log line, so whoever reads the log sees publishes skip it.
   leave.now();
   if (box.evicted()) {
-    log(log_level::warn, fmt::format("disconnected: not reading, {}, subscribed to",
-                                     box.eviction_reason()));
+    log(log_level::warn,
+        fmt::format("disconnected: not reading, {}, subscribed to", box.eviction_reason()));
   } else {
     log(log_level::info, "unsubscribed from");
   }

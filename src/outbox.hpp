@@ -2,13 +2,13 @@
 // thread appends, the connection's own writer coroutine drains it. Not installed.
 #pragma once
 
+#include <fmt/format.h>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 #include <chrono>
 #include <cstddef>
 #include <mutex>
@@ -45,7 +45,8 @@ class outbox {
     // Counts the bytes waiting for the writer, not the batch it is writing now: a reader that
     // keeps up always has one batch in flight. Memory per outbox stays under 2 x hard_bytes.
     const std::size_t queued = pending_.size() + n;
-    if (queued > limits_.hard_bytes) return evict(fmt::format("over {} bytes queued", limits_.hard_bytes));
+    if (queued > limits_.hard_bytes)
+      return evict(fmt::format("over {} bytes queued", limits_.hard_bytes));
     if (queued > limits_.soft_bytes) {
       const auto now = clock::now();
       if (!over_soft_since_) {
@@ -203,8 +204,7 @@ inline asio::awaitable<void> async_discard_input(stream& s) {
 inline asio::awaitable<void> async_serve_pushed(stream& s, outbox& box,
                                                 asio::awaitable<void> reader) {
   using namespace asio::experimental::awaitable_operators;
-  co_await (async_then_close(std::move(reader), s) ||
-            async_then_close(box.async_drain_to(s), s) ||
+  co_await (async_then_close(std::move(reader), s) || async_then_close(box.async_drain_to(s), s) ||
             async_then_close(box.async_wait_evicted(), s));
 }
 

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <csignal>
 #include <optional>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/process.hpp"
@@ -106,8 +106,8 @@ TEST_CASE("cmdwire call --json with numbers that crashed rapidjson exits 1 clean
        {"0." + std::string(445, '0'), std::string("5521.4555555555555554e-343"),
         std::string("1e99999999"), "-0." + std::string(400, '0') + "1"}) {
     for (const std::string command : {"STRUCT", "PROTO"}) {
-      const auto r = cmdwire_cli({"call", "--connect", addr, command, "--json",
-                                  R"({"n":1,"zz":[{"a":)" + number + "}]}"});
+      const auto r = cmdwire_cli(
+          {"call", "--connect", addr, command, "--json", R"({"n":1,"zz":[{"a":)" + number + "}]}"});
       CHECK(r.exit_code == 1);
       CHECK(r.out.empty());
       CHECK(is_one_line(r.err));

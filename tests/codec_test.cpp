@@ -641,12 +641,12 @@ TEST_CASE("protobuf max_depth counts nested messages and map entries (PROTOCOL.m
   require_bad_body(decode<demo::pb::Complex>(chain(1026), encoding::bin).status,
                    "nested deeper than the limit of 1024");
   // The demo's chain holds a map at every level: its map entries take the last level.
-  require_ok(decode<demo::pb::Complex>(encode(demo::make_sample_proto(1024), encoding::bin),
-                                       encoding::bin)
-                 .status);
-  require_bad_body(decode<demo::pb::Complex>(encode(demo::make_sample_proto(1025), encoding::bin),
-                                             encoding::bin)
-                       .status);
+  require_ok(
+      decode<demo::pb::Complex>(encode(demo::make_sample_proto(1024), encoding::bin), encoding::bin)
+          .status);
+  require_bad_body(
+      decode<demo::pb::Complex>(encode(demo::make_sample_proto(1025), encoding::bin), encoding::bin)
+          .status);
 }
 
 TEST_CASE("decode_failure is a bad_body error carrying the message", "[codec]") {

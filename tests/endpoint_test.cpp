@@ -3,8 +3,8 @@
 #include "cmdwire/endpoint.hpp"
 
 #include <atomic>
-#include <regex>
 #include <catch2/catch.hpp>
+#include <regex>
 #include <thread>
 #include <vector>
 

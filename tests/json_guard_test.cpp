@@ -18,8 +18,8 @@ namespace {
 
 using cmdwire::codec;
 using cmdwire::errc;
-using cmdwire::wire::encoding;
 using cmdwire::detail::guard_json;
+using cmdwire::wire::encoding;
 
 struct Reading {
   double v = 0;
@@ -69,8 +69,9 @@ TEST_CASE("the crashing numbers decode to what strtod says, anywhere in a body",
     // Inside an unknown field, nested in arrays and objects: rapidjson parses the whole text
     // before cereal looks at a field, so position does not matter to the crash, nor to us.
     cmdwire::demo::ComplexData d;
-    const auto nested = R"({"n":1,"s":"","m":[],"p":[],"c":{"ptr_wrapper":{"valid":0}},"zz":[[{"a":)" +
-                        number + "}]]}";
+    const auto nested =
+        R"({"n":1,"s":"","m":[],"p":[],"c":{"ptr_wrapper":{"valid":0}},"zz":[[{"a":)" + number +
+        "}]]}";
     const auto got = decode_json(nested, d);
     // cereal refuses the unknown member or ignores it; either way it was parsed, not crashed.
     if (!got) CHECK(got.error().code == errc::bad_body);
@@ -141,8 +142,10 @@ TEST_CASE("sweep: 1 to 40 digits times exponents -400 to +400 match strtod", "[j
         Reading r;
         const auto got = decode_json(R"({"v":)" + number + R"(,"i":0,"u":0})", r);
         if (overflow) {
-          if (got) FAIL_CHECK(number << " decoded to " << r.v << ", expected a refusal");
-          else if (got.error().code != errc::bad_body) FAIL_CHECK(number << ": not bad_body");
+          if (got)
+            FAIL_CHECK(number << " decoded to " << r.v << ", expected a refusal");
+          else if (got.error().code != errc::bad_body)
+            FAIL_CHECK(number << ": not bad_body");
           ++refused;
         } else if (!got) {
           FAIL_CHECK(number << " refused: " << got.error().message);
@@ -167,7 +170,8 @@ TEST_CASE("guard_json rewrites only what rapidjson would give to strtod", "[json
   };
   CHECK(rewrite(R"([1,-2,18446744073709551615,-9223372036854775808,"1.5e3"])") ==
         R"([1,-2,18446744073709551615,-9223372036854775808,"1.5e3"])");
-  CHECK(rewrite("[1.5,2e3,-0.0,18446744073709551616]") == "[1.5e+00,2e+03,-0e+00,1.8446744073709552e+19]");
+  CHECK(rewrite("[1.5,2e3,-0.0,18446744073709551616]") ==
+        "[1.5e+00,2e+03,-0e+00,1.8446744073709552e+19]");
   CHECK(rewrite("5521.4555555555555554e-343") == "0e+00");
   CHECK(rewrite("[NaN,Infinity,-Infinity]") == "[NaN,Infinity,-Infinity]");
   // Checking without rewriting leaves no trace.
@@ -175,8 +179,8 @@ TEST_CASE("guard_json rewrites only what rapidjson would give to strtod", "[json
 }
 
 TEST_CASE("guard_json refuses numbers outside JSON's grammar", "[json][number]") {
-  for (const char* bad : {"01", "-", "1.", ".5", "1e", "1e+", "+1", "1.2.3", "1-2", "--1", "0x10",
-                          "1E5e"}) {
+  for (const char* bad :
+       {"01", "-", "1.", ".5", "1e", "1e+", "+1", "1.2.3", "1-2", "--1", "0x10", "1E5e"}) {
     CAPTURE(bad);
     const auto r = guard_json(std::string("[") + bad + "]", 8);
     REQUIRE_FALSE(r.has_value());

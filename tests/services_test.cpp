@@ -3,13 +3,13 @@
 #include "cmdwire/services.hpp"
 
 #include <poll.h>
+#include <algorithm>
 #include <boost/asio/ip/udp.hpp>
 #include <catch2/catch.hpp>
-#include <algorithm>
 #include <chrono>
 #include <stdexcept>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "support/log_capture.hpp"
 #include "support/test_server.hpp"

@@ -213,8 +213,8 @@ class endpoint {
   void enable_pubsub();
 
   /// Pushes `MSG topic length\nbody\n` to every connection subscribed to `topic` (see the
-  /// SUBSCRIBE command, enable_pubsub()); any thread, never blocks on a socket. Returns how many subscribers
-  /// took it; one past its subscriber_limits is disconnected and not counted.
+  /// SUBSCRIBE command, enable_pubsub()); any thread, never blocks on a socket. Returns how many
+  /// subscribers took it; one past its subscriber_limits is disconnected and not counted.
   std::size_t publish(std::string_view topic, std::string_view body);
 
   /// Port of the first listener (0 before `listen`).

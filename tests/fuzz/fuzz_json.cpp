@@ -92,7 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       });
       break;
     case 2:
-      round_trip<std::vector<std::string>>(body, [](const auto& a, const auto& b) { return a == b; });
+      round_trip<std::vector<std::string>>(body,
+                                           [](const auto& a, const auto& b) { return a == b; });
       break;
     default: {
       cmdwire::demo::pb::Complex message;
