@@ -74,9 +74,8 @@ struct endpoint_options {
   /// Set: every listener speaks TLS (certificate, key and optional client CA loaded by
   /// `listen`/`serve`, which fail if they cannot be).
   std::optional<tls_server_config> tls;
-  /// Bytes of pushed MSG frames a subscriber may have waiting (queued or being written):
-  /// past these it is disconnected, so a subscriber that stops reading never holds up
-  /// publishers.
+  /// Bytes of pushed MSG frames a subscriber may have waiting for its socket: past these it is
+  /// disconnected, so a subscriber that stops reading never holds up publishers.
   push_limits subscriber_limits;
 };
 
