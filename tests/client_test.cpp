@@ -207,3 +207,34 @@ TEST_CASE("connection failures", "[client]") {
     CHECK(r.error().code == errc::not_connected);
   }
 }
+
+TEST_CASE("a hostile server's JSON numbers give the client bad_body, not a crash",
+          "[client][json]") {
+  // Issue 14 from the other side: typed replies are decoded through the same JSON guard.
+  cmdwire::endpoint ep;
+  ep.handle_raw("STRUCT", [](const cmdwire::request_context&, cmdwire::reply_writer& w) {
+    w.body() = R"({"depth":1,"entries":5521.4555555555555554e-343,"bytes":0,"names":""})";
+  });
+  ep.handle_raw("PROTO", [](const cmdwire::request_context&, cmdwire::reply_writer& w) {
+    w.body() = R"({"depth":1e99999999})";
+  });
+  const auto port = ep.listen("127.0.0.1", 0);
+  REQUIRE(port.has_value());
+  ep.start();
+  auto c = cmdwire::client::connect("127.0.0.1:" + std::to_string(*port));
+  REQUIRE(c.has_value());
+  const cmdwire::call_options json{.enc = cmdwire::wire::encoding::json};
+
+  // A double where the schema has an integer: parsed safely (as 0), then refused by type.
+  const auto s = c->call<cmdwire::demo::Struct>(cmdwire::demo::make_sample(1), json);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().code == errc::bad_body);
+  const auto p = c->call<cmdwire::demo::Proto>(cmdwire::demo::make_sample_proto(1), json);
+  REQUIRE_FALSE(p.has_value());
+  CHECK(p.error().code == errc::bad_body);
+  CHECK(p.error().message == "JSON number '1e99999999' is outside the range of a double");
+  // The connection is still good for the next call.
+  const auto again = c->call<cmdwire::demo::Proto>(cmdwire::demo::make_sample_proto(1), json);
+  CHECK_FALSE(again.has_value());
+  ep.stop();
+}

@@ -342,7 +342,7 @@ TEST_CASE("wire_code maps any error code to one the wire can carry", "[endpoint]
   CHECK(cmdwire::make_error(errc::busy, "full").message == "full");
 }
 
-TEST_CASE("pub/sub is opt-in; its names are free until enable_pubsub", "[endpoint][pubsub]") {
+TEST_CASE("pub/sub is opt-in, its names are free until enable_pubsub", "[endpoint][pubsub]") {
   SECTION("an endpoint without it answers SUBSCRIBE as unknown") {
     cmdwire::endpoint ep;
     ep.handle<cmdwire::demo::Ping>([](cmdwire::none) { return std::string("PONG"); });

@@ -169,7 +169,7 @@ TEST_CASE("chat disconnects a member that stops reading, and the others keep goi
   CHECK(bystander.read_exact(6) == "after\n");
 }
 
-TEST_CASE("chat: a 20 MB burst reaches members that keep reading; one that never reads goes",
+TEST_CASE("chat: a 20 MB burst reaches members that keep reading, one that never reads goes",
           "[services][chat]") {
   // Redis-style limits (issue 9): a member is dropped for staying over soft_bytes for
   // soft_for (or passing hard_bytes), not for being briefly behind. With the old 256 KiB

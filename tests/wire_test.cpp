@@ -838,7 +838,7 @@ TEST_CASE("protocol: id= is a number, echoed without leading zeros") {
   CHECK(out == "OK 0 id=7\n\n");
 }
 
-TEST_CASE("protocol: unknown attributes need VCHAR values; other bytes are refused") {
+TEST_CASE("protocol: unknown attributes need VCHAR values, other bytes are refused") {
   CHECK(head("ECHO 0 note=~!{}[]\n").state == status::complete);
   require_head_error("ECHO 0 note=caf\xC3\xA9\n", errc::bad_request);
   require_head_error("ECHO 0 note=a\tb\n", errc::bad_request);
