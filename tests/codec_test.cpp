@@ -419,6 +419,12 @@ TEST_CASE("hand-crafted bodies match what the encoders write", "[codec][hostile]
   three.c->c = std::make_unique<demo::ComplexData>();
   three.c->c->n = 2;
   CHECK(crafted_cereal_chain(3) == encode(three, encoding::bin));
+  // PROTOCOL.md §6: the 0x01 byte-order marker comes once, at the start of the body, never
+  // before nested values: 1 + 3 levels x (n, and the sizes of s, m and p: 4 x 8 bytes, plus
+  // the child pointer's 1-byte flag).
+  const std::string bin = encode(three, encoding::bin);
+  CHECK(bin.size() == 1 + 3 * 33);
+  CHECK(bin[0] == '\x01');
   const auto from_json = decode<demo::ComplexData>(crafted_cereal_json_chain(3), encoding::json);
   require_ok(from_json.status);
   CHECK(demo::summarize(from_json.value).depth == 3);
