@@ -177,7 +177,7 @@ TEST_CASE("chat: a 20 MB burst reaches members that keep reading, one that never
   log_capture logs;
   cmdwire::chat_room room{{.limits = {.hard_bytes = std::size_t{32} << 20,
                                       .soft_bytes = std::size_t{4} << 20,
-                                      .soft_for = std::chrono::seconds(1)},
+                                      .soft_for = std::chrono::seconds(2)},
                            .log = logs.sink()}};
   cmdwire::endpoint_options options;
   options.threads = 2;
@@ -223,10 +223,10 @@ TEST_CASE("chat: a 20 MB burst reaches members that keep reading, one that never
   CHECK(send_error.empty());
   CHECK(reader_got == burst);
   CHECK(sender_got == burst);
-  CHECK(room.evictions() == 0);  // the idle member is over the soft limit, but not for long
 
-  // The limits are checked as messages are queued: keep talking until soft_for has passed.
-  // The readers have caught up, so only the idle member is still over the soft limit.
+  // The idle member went over the soft limit early in the burst. It is evicted by a message
+  // queued soft_for after that: during the burst when the burst is slow (sanitizer builds),
+  // else by the small messages below. The readers keep up, so they never stay over it.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (room.evictions() == 0 && std::chrono::steady_clock::now() < give_up) {
     sender.send("t\n");
@@ -235,7 +235,7 @@ TEST_CASE("chat: a 20 MB burst reaches members that keep reading, one that never
   INFO(logs.text());
   CHECK(room.evictions() == 1);
   CHECK(logs.wait_for(
-      "disconnected from the chat: not reading, over 4194304 bytes queued for 1000 ms"));
+      "disconnected from the chat: not reading, over 4194304 bytes queued for 2000 ms"));
   CHECK(room.members() == 2);
   ep.stop();
 }
