@@ -233,8 +233,10 @@ TEST_CASE("a hostile server's JSON numbers give the client bad_body, not a crash
   REQUIRE_FALSE(p.has_value());
   CHECK(p.error().code == errc::bad_body);
   CHECK(p.error().message == "JSON number '1e99999999' is outside the range of a double");
-  // The connection is still good for the next call.
+  // The connection is still good for the next call: the same refusal, not a lost connection.
   const auto again = c->call<cmdwire::demo::Proto>(cmdwire::demo::make_sample_proto(1), json);
-  CHECK_FALSE(again.has_value());
+  REQUIRE_FALSE(again.has_value());
+  CHECK(again.error().code == errc::bad_body);
+  CHECK(c->in_flight() == 0);
   ep.stop();
 }

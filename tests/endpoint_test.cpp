@@ -275,6 +275,14 @@ TEST_CASE("endpoint lifecycle", "[endpoint]") {
 }
 
 namespace {
+/// Listens on 127.0.0.1, port 0, and starts `ep`; returns the bound port.
+std::uint16_t start_on_loopback(cmdwire::endpoint& ep) {
+  const auto port = ep.listen("127.0.0.1", 0);
+  REQUIRE(port.has_value());
+  ep.start();
+  return *port;
+}
+
 struct Lookup {
   static constexpr std::string_view name = "LOOKUP";
   using request = std::string;
@@ -301,11 +309,9 @@ TEST_CASE("typed handlers report failures as values, sync and async", "[endpoint
         if (key == "apple") co_return std::string("3");
         co_return cmdwire::make_error(errc::deadline_exceeded);
       });
-  const auto port = ep.listen("127.0.0.1", 0);
-  REQUIRE(port.has_value());
-  ep.start();
+  const std::uint16_t port = start_on_loopback(ep);
 
-  raw_socket s(*port);
+  raw_socket s(port);
   s.send("LOOKUP 5\napple");
   CHECK(read_reply(s) == "OK 1\n3\n");
   s.send("LOOKUP 4\npear");
@@ -324,7 +330,7 @@ TEST_CASE("typed handlers report failures as values, sync and async", "[endpoint
         "ERR deadline " + std::to_string(described.size()) + "\n" + described + "\n");
 
   // The client sees the same error value the handler returned.
-  auto c = cmdwire::client::connect("127.0.0.1:" + std::to_string(*port));
+  auto c = cmdwire::client::connect("127.0.0.1:" + std::to_string(port));
   REQUIRE(c.has_value());
   const auto r = c->call<Lookup>(std::string("pear"));
   REQUIRE_FALSE(r.has_value());
@@ -346,10 +352,8 @@ TEST_CASE("pub/sub is opt-in, its names are free until enable_pubsub", "[endpoin
   SECTION("an endpoint without it answers SUBSCRIBE as unknown") {
     cmdwire::endpoint ep;
     ep.handle<cmdwire::demo::Ping>([](cmdwire::none) { return std::string("PONG"); });
-    const auto port = ep.listen("127.0.0.1", 0);
-    REQUIRE(port.has_value());
-    ep.start();
-    raw_socket s(*port);
+    const std::uint16_t port = start_on_loopback(ep);
+    raw_socket s(port);
     s.send("SUBSCRIBE 4\nnewsPING\n");
     CHECK(read_reply(s) == "ERR unknown-command 27\nunknown command 'SUBSCRIBE'\n");
     CHECK(read_reply(s) == "OK 4\nPONG\n");
@@ -371,10 +375,8 @@ TEST_CASE("pub/sub is opt-in, its names are free until enable_pubsub", "[endpoin
     ep.handle_raw("SUBSCRIBE", [](const cmdwire::request_context&, cmdwire::reply_writer& w) {
       w.body() = "also mine";
     });
-    const auto port = ep.listen("127.0.0.1", 0);
-    REQUIRE(port.has_value());
-    ep.start();
-    raw_socket s(*port);
+    const std::uint16_t port = start_on_loopback(ep);
+    raw_socket s(port);
     s.send("PUBLISH 0\nSUBSCRIBE 0\n");
     CHECK(read_reply(s) == "OK 4\nmine\n");
     CHECK(read_reply(s) == "OK 9\nalso mine\n");

@@ -4,6 +4,9 @@
 
 #include <poll.h>
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -11,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "src/outbox.hpp"
 #include "support/log_capture.hpp"
 #include "support/test_server.hpp"
 
@@ -238,4 +242,69 @@ TEST_CASE("chat: a 20 MB burst reaches members that keep reading, one that never
       "disconnected from the chat: not reading, over 4194304 bytes queued for 2000 ms"));
   CHECK(room.members() == 2);
   ep.stop();
+}
+
+namespace {
+/// A stream that takes every write at once: a reader that always keeps up.
+class instant_sink final : public cmdwire::stream {
+ public:
+  asio::awaitable<cmdwire::result<std::string_view>> async_read_line() override {
+    co_return cmdwire::make_error(cmdwire::errc::not_connected);
+  }
+  asio::awaitable<cmdwire::result<std::string_view>> async_read_exact(std::size_t) override {
+    co_return cmdwire::make_error(cmdwire::errc::not_connected);
+  }
+  asio::awaitable<cmdwire::result<std::string_view>> async_read_some() override {
+    co_return cmdwire::make_error(cmdwire::errc::not_connected);
+  }
+  asio::awaitable<cmdwire::result<void>> async_write(std::string_view bytes) override {
+    written += bytes;
+    co_return cmdwire::result<void>{};
+  }
+  [[nodiscard]] const asio::ip::tcp::endpoint& peer() const noexcept override { return peer_; }
+  void close() noexcept override {}
+  void set_idle_timeout(std::chrono::milliseconds) noexcept override {}
+
+  std::string written;
+
+ private:
+  asio::ip::tcp::endpoint peer_;
+};
+
+/// Spins on the clock (no sleep) until `d` has passed: the soft limit is about elapsed time.
+void let_pass(std::chrono::milliseconds d) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+}
+}  // namespace
+
+TEST_CASE("push limits: the soft clock restarts once the reader catches up", "[services][outbox]") {
+  asio::io_context ctx;
+  const cmdwire::push_limits limits{
+      .hard_bytes = 1000, .soft_bytes = 100, .soft_for = std::chrono::milliseconds(50)};
+  const std::string over_soft(200, 'x');
+
+  SECTION("over the soft limit for soft_for without a break: evicted, with the reason") {
+    cmdwire::detail::outbox box(ctx.get_executor(), limits);
+    REQUIRE(box.push(over_soft));  // the clock starts
+    let_pass(limits.soft_for);
+    CHECK_FALSE(box.push(std::string_view("x")));
+    CHECK(box.evicted());
+    CHECK(box.eviction_reason() == "over 100 bytes queued for 50 ms");
+  }
+  SECTION("drained in between: the clock restarts and the outbox stays") {
+    instant_sink sink;
+    cmdwire::detail::outbox box(ctx.get_executor(), limits);
+    asio::co_spawn(ctx, box.async_drain_to(sink), asio::detached);
+    REQUIRE(box.push(over_soft));  // the clock starts
+    ctx.poll();                    // the writer takes the 200 bytes: back under the soft limit
+    CHECK(sink.written == over_soft);
+    let_pass(limits.soft_for);
+    CHECK(box.push(over_soft));  // over again, but only just now
+    CHECK_FALSE(box.evicted());
+    // The hard limit needs no time: end the writer through it.
+    CHECK_FALSE(box.push(std::string(1001, 'y')));
+    CHECK(box.eviction_reason() == "over 1000 bytes queued");
+    ctx.poll();
+  }
 }
