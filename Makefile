@@ -37,11 +37,11 @@ test-tsan: deps
 	scripts/test-sanitized build-tsan thread $(JOBS)
 
 fuzz: deps
-	scripts/fuzz $(FUZZ_SECONDS)
+	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Each fuzzer for 10 M executions (not part of `make test`; see docs/FUZZING.md for its time).
 fuzz-long: deps
-	scripts/fuzz --runs $(FUZZ_LONG_RUNS)
+	scripts/fuzz --runs $(FUZZ_LONG_RUNS) $(FUZZ_TARGETS)
 
 bench:
 	bench/run.sh

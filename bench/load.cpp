@@ -157,10 +157,10 @@ class load::connection {
           return false;
         }
         size = parsed.size;
-        good = parsed.rep.ok && (!work_.check_body || parsed.rep.body == work_.expected);
+        good = parsed.value.ok && (!work_.check_body || parsed.value.body == work_.expected);
         if (!good && stats_.first_error.empty()) {
-          stats_.first_error = fmt::format("wrong reply: {}{}", parsed.rep.ok ? "" : "ERR ",
-                                           parsed.rep.ok ? "unexpected body" : parsed.rep.code);
+          stats_.first_error = fmt::format("wrong reply: {}{}", parsed.value.ok ? "" : "ERR ",
+                                           parsed.value.ok ? "unexpected body" : parsed.value.code);
         }
       }
       in_begin_ += size;

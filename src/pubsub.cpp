@@ -25,6 +25,7 @@ message_parse parse_message(std::string_view buf, const wire::limits& lim) {
   const wire::line_parse line = wire::parse_line(buf, lim.max_line);
   if (line.state == wire::status::error) {
     out.state = wire::status::error;
+    out.error = errc::too_large;
     out.detail = "MSG head longer than the line limit";
     return out;
   }
@@ -34,11 +35,13 @@ message_parse parse_message(std::string_view buf, const wire::limits& lim) {
     const std::size_t n = std::min(buf.size(), msg_word.size());
     if (buf.substr(0, n) != msg_word.substr(0, n)) {
       out.state = wire::status::error;
+      out.error = errc::protocol_error;
       out.detail = "expected a MSG frame";
     }
+    out.need = line.need;
     return out;
   }
-  const std::string_view head = line.line;
+  const std::string_view head = line.value;
   const std::size_t sp = head.find(' ', msg_word.size());
   std::size_t length = 0;
   const char* digits_end = head.data() + head.size();
@@ -46,24 +49,30 @@ message_parse parse_message(std::string_view buf, const wire::limits& lim) {
       !valid_topic(head.substr(msg_word.size(), sp - msg_word.size())) || sp + 1 == head.size() ||
       std::from_chars(head.data() + sp + 1, digits_end, length).ptr != digits_end) {
     out.state = wire::status::error;
+    out.error = errc::protocol_error;
     out.detail = "malformed MSG head";
     return out;
   }
   if (length > lim.max_body) {
     out.state = wire::status::error;
+    out.error = errc::too_large;
     out.detail = "MSG body larger than the body limit";
     return out;
   }
   const std::size_t total = line.size + length + 1;
-  if (buf.size() < total) return out;
+  if (buf.size() < total) {
+    out.need = total;
+    return out;
+  }
   if (buf[total - 1] != '\n') {
     out.state = wire::status::error;
+    out.error = errc::protocol_error;
     out.detail = "MSG body not followed by LF";
     return out;
   }
   out.state = wire::status::complete;
-  out.msg.topic = head.substr(msg_word.size(), sp - msg_word.size());
-  out.msg.body = buf.substr(line.size, length);
+  out.value.topic = head.substr(msg_word.size(), sp - msg_word.size());
+  out.value.body = buf.substr(line.size, length);
   out.size = total;
   return out;
 }

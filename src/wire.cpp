@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace cmdwire::wire {
@@ -255,15 +256,34 @@ line_parse parse_line(std::string_view buf, std::size_t max_line) {
   line_parse out;
   const std::size_t lf = find_lf(buf, max_line);
   if (lf == npos) {
-    if (buf.size() >= max_line) out.state = status::error;
+    if (buf.size() >= max_line) {
+      out.state = status::error;
+      out.error = errc::too_large;
+      out.detail = "line longer than max_line";
+    }
+    out.need = buf.size() + 1;
     return out;
   }
   std::string_view line = buf.substr(0, lf);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   out.state = status::complete;
-  out.line = line;
+  out.value = line;
   out.size = lf + 1;
   return out;
+}
+
+std::size_t skip_blank_lines(std::string_view buf) noexcept {
+  std::size_t skip = 0;
+  while (skip < buf.size()) {
+    if (buf[skip] == '\n') {
+      ++skip;
+    } else if (buf[skip] == '\r' && skip + 1 < buf.size() && buf[skip + 1] == '\n') {
+      skip += 2;
+    } else {
+      break;  // a lone CR waits for its LF; a CR before anything else fails as a head
+    }
+  }
+  return skip;
 }
 
 head_parse parse_request_head(std::string_view buf, const limits& lim) {
@@ -273,7 +293,7 @@ head_parse parse_request_head(std::string_view buf, const limits& lim) {
   std::string_view line = buf.substr(0, terminated ? lf : std::min(buf.size(), lim.max_line));
   // A CR may only precede LF. Unterminated, a final CR is still waiting for its LF.
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (const failure f = scan_head(line, terminated, lim, out.head)) {
+  if (const failure f = scan_head(line, terminated, lim, out.value)) {
     out.state = status::error;
     out.error = f.code;
     out.detail = f.detail;
@@ -285,10 +305,46 @@ head_parse parse_request_head(std::string_view buf, const limits& lim) {
       out.error = errc::too_large;
       out.detail = "command line longer than max_line";
     }
+    out.need = buf.size() + 1;
     return out;
   }
   out.state = status::complete;
-  out.line_size = lf + 1;
+  out.size = lf + 1;
+  return out;
+}
+
+request_parse parse_request_body(std::string_view buf, const head_parse& head, body_rule rule,
+                                 const limits& lim) {
+  request_parse out;
+  out.value.head = head.value;
+  const std::string_view after = buf.substr(head.size);
+  if (rule != body_rule::head_only && head.value.length) {
+    const std::size_t len = *head.value.length;  // already checked against lim.max_body
+    if (after.size() < len) {
+      out.need = head.size + len;
+      return out;
+    }
+    out.value.body = after.substr(0, len);
+    out.size = head.size + len;
+  } else if (rule == body_rule::line) {
+    const line_parse line = parse_line(after, lim.max_line);
+    if (line.state == status::error) {
+      out.state = status::error;
+      out.error = errc::too_large;
+      out.detail = "line body longer than the line limit";
+      return out;
+    }
+    if (line.state == status::need_more) {
+      out.need = head.size + line.need;
+      return out;
+    }
+    out.value.body = line.value;
+    out.value.line_form = true;
+    out.size = head.size + line.size;
+  } else {
+    out.size = head.size;
+  }
+  out.state = status::complete;
   return out;
 }
 
@@ -308,18 +364,23 @@ reply_parse parse_reply(std::string_view buf, const limits& lim) {
   if (lf == npos) {
     if (buf.size() >= lim.max_line)
       return fail({errc::too_large, "reply head longer than max_line"});
+    out.need = buf.size() + 1;
     return out;
   }
   std::string_view line = buf.substr(0, lf);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   std::size_t length = 0;
-  if (const failure f = scan_reply_head(line, lim, out.rep, length)) return fail(f);
+  if (const failure f = scan_reply_head(line, lim, out.value, length)) return fail(f);
 
   const std::size_t body_at = lf + 1;
   // `length` may be near SIZE_MAX when max_body is; compare without adding to it.
-  if (buf.size() - body_at <= length) return out;
+  if (buf.size() - body_at <= length) {
+    // Saturates rather than wraps when max_body is near SIZE_MAX; the caller's limits cap it.
+    out.need = length > SIZE_MAX - body_at - 1 ? SIZE_MAX : body_at + length + 1;
+    return out;
+  }
   if (buf[body_at + length] != '\n') return fail(protocol_error("reply body not followed by LF"));
-  out.rep.body = buf.substr(body_at, length);
+  out.value.body = buf.substr(body_at, length);
   out.size = body_at + length + 1;
   out.state = status::complete;
   return out;
@@ -327,7 +388,11 @@ reply_parse parse_reply(std::string_view buf, const limits& lim) {
 
 reply_parse parse_line_reply(std::string_view buf, const limits& lim) {
   constexpr std::string_view err_prefix = "ERR ";
-  if (buf.size() < err_prefix.size() && could_start_with(buf, err_prefix)) return {};
+  if (buf.size() < err_prefix.size() && could_start_with(buf, err_prefix)) {
+    reply_parse wait;
+    wait.need = buf.size() + 1;
+    return wait;
+  }
   if (buf.starts_with(err_prefix)) return parse_reply(buf, lim);
   reply_parse out;
   const line_parse line = parse_line(buf, lim.max_line);
@@ -337,10 +402,13 @@ reply_parse parse_line_reply(std::string_view buf, const limits& lim) {
     out.detail = "reply line longer than max_line";
     return out;
   }
-  if (line.state == status::need_more) return out;
+  if (line.state == status::need_more) {
+    out.need = line.need;
+    return out;
+  }
   out.state = status::complete;
-  out.rep.ok = true;
-  out.rep.body = line.line;
+  out.value.ok = true;
+  out.value.body = line.value;
   out.size = line.size;
   return out;
 }

@@ -74,8 +74,8 @@ TEST_CASE("MSG frames parse and format", "[pubsub]") {
   const std::string two = frame + "MSG";  // the parse refers into it
   const auto parsed = cmdwire::pubsub::parse_message(two, lim);
   REQUIRE(parsed.state == cmdwire::wire::status::complete);
-  CHECK(parsed.msg.topic == "news");
-  CHECK(parsed.msg.body == "a\0b"s);
+  CHECK(parsed.value.topic == "news");
+  CHECK(parsed.value.body == "a\0b"s);
   CHECK(parsed.size == frame.size());
   CHECK(cmdwire::pubsub::parse_message("OK 1\nx\n", lim).state == cmdwire::wire::status::error);
   CHECK(cmdwire::pubsub::parse_message("MSG news x\n", lim).state == cmdwire::wire::status::error);

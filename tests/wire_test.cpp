@@ -25,12 +25,39 @@ const wire::limits default_limits{};
 bool no_line_commands(std::string_view) { return false; }
 bool string_is_line_command(std::string_view name) { return name == "STRING"; }
 
+// The session's two steps in one call: skip blank lines, parse the head, ask `is_line` for the
+// body rule, take the body. `size` counts the skipped blank lines, also when more is needed.
+wire::request_parse parse_request(std::string_view buf, const wire::limits& lim,
+                                  bool (*is_line)(std::string_view)) {
+  const std::size_t skip = wire::skip_blank_lines(buf);
+  const std::string_view rest = buf.substr(skip);
+  const wire::head_parse h = wire::parse_request_head(rest, lim);
+  wire::request_parse out;
+  if (h.state != status::complete) {
+    out.state = h.state;
+    out.error = h.error;
+    out.detail = h.detail;
+    out.size = skip;
+    out.need = skip + h.need;
+    return out;
+  }
+  const auto rule = is_line(h.value.name) ? wire::body_rule::line : wire::body_rule::framed;
+  out = wire::parse_request_body(rest, h, rule, lim);
+  if (out.state == status::complete) {
+    out.size += skip;
+  } else {
+    out.size = skip;
+    out.need += skip;
+  }
+  return out;
+}
+
 wire::head_parse head(std::string_view buf, const wire::limits& lim = default_limits) {
   return wire::parse_request_head(buf, lim);
 }
 
 wire::request_parse req(std::string_view buf, const wire::limits& lim = default_limits) {
-  return wire::parse_request(buf, lim, string_is_line_command);
+  return parse_request(buf, lim, string_is_line_command);
 }
 
 // Every proper prefix of a frame must be "need more" or already the frame's final error:
@@ -64,45 +91,45 @@ void require_head_error(std::string_view buf, errc code, const wire::limits& lim
 TEST_CASE("request head: name only") {
   const auto h = head("PING\n");
   REQUIRE(h.state == status::complete);
-  CHECK(h.head.name == "PING");
-  CHECK(h.head.enc == wire::encoding::bin);
-  CHECK_FALSE(h.head.length);
-  CHECK_FALSE(h.head.id);
-  CHECK_FALSE(h.head.deadline_ms);
-  CHECK(h.line_size == 5);
+  CHECK(h.value.name == "PING");
+  CHECK(h.value.enc == wire::encoding::bin);
+  CHECK_FALSE(h.value.length);
+  CHECK_FALSE(h.value.id);
+  CHECK_FALSE(h.value.deadline_ms);
+  CHECK(h.size == 5);
   check_prefixes_agree("PING\n", [](std::string_view b) { return head(b); });
 }
 
 TEST_CASE("request head: every name character class is accepted") {
   const auto h = head("a-Z_0.9:x/y\n");
   REQUIRE(h.state == status::complete);
-  CHECK(h.head.name == "a-Z_0.9:x/y");
+  CHECK(h.value.name == "a-Z_0.9:x/y");
 }
 
 TEST_CASE("request head: encoding and length") {
   SECTION("json with length") {
     const auto h = head("GET json 5\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.enc == wire::encoding::json);
-    CHECK(h.head.length == 5u);
+    CHECK(h.value.enc == wire::encoding::json);
+    CHECK(h.value.length == 5u);
   }
   SECTION("explicit bin") {
     const auto h = head("GET bin 0\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.enc == wire::encoding::bin);
-    CHECK(h.head.length == 0u);
+    CHECK(h.value.enc == wire::encoding::bin);
+    CHECK(h.value.length == 0u);
   }
   SECTION("encoding without length") {
     const auto h = head("GET json\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.enc == wire::encoding::json);
-    CHECK_FALSE(h.head.length);
+    CHECK(h.value.enc == wire::encoding::json);
+    CHECK_FALSE(h.value.length);
   }
   SECTION("length only") {
     const auto h = head("ECHO 12345\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.length == 12345u);
-    CHECK(h.line_size == 11);
+    CHECK(h.value.length == 12345u);
+    CHECK(h.size == 11);
   }
 }
 
@@ -110,46 +137,46 @@ TEST_CASE("request head: attributes") {
   SECTION("id and deadline") {
     const auto h = head("ECHO 5 id=17 deadline-ms=250\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.length == 5u);
-    CHECK(h.head.id == 17u);
-    CHECK(h.head.deadline_ms == 250u);
+    CHECK(h.value.length == 5u);
+    CHECK(h.value.id == 17u);
+    CHECK(h.value.deadline_ms == 250u);
   }
   SECTION("extreme values") {
     const auto h = head("ECHO 0 id=18446744073709551615 deadline-ms=4294967295\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.id == std::numeric_limits<std::uint64_t>::max());
-    CHECK(h.head.deadline_ms == std::numeric_limits<std::uint32_t>::max());
+    CHECK(h.value.id == std::numeric_limits<std::uint64_t>::max());
+    CHECK(h.value.deadline_ms == std::numeric_limits<std::uint32_t>::max());
   }
   SECTION("unknown keys are ignored") {
     const auto h = head("ECHO 5 trace=ab-c/1 future_thing=x id=3\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.length == 5u);
-    CHECK(h.head.id == 3u);
-    CHECK_FALSE(h.head.deadline_ms);
+    CHECK(h.value.length == 5u);
+    CHECK(h.value.id == 3u);
+    CHECK_FALSE(h.value.deadline_ms);
   }
   SECTION("unknown key with an empty value is ignored") {
     const auto h = head("ECHO 5 hint=\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.length == 5u);
+    CHECK(h.value.length == 5u);
   }
   SECTION("attributes may come before the length") {
     const auto h = head("ECHO json id=4 5\n");
     REQUIRE(h.state == status::complete);
-    CHECK(h.head.id == 4u);
-    CHECK(h.head.length == 5u);
-    CHECK(h.head.enc == wire::encoding::json);
+    CHECK(h.value.id == 4u);
+    CHECK(h.value.length == 5u);
+    CHECK(h.value.enc == wire::encoding::json);
   }
 }
 
 TEST_CASE("request head: CRLF") {
   const auto h = head("PING\r\n");
   REQUIRE(h.state == status::complete);
-  CHECK(h.head.name == "PING");
-  CHECK(h.line_size == 6);
+  CHECK(h.value.name == "PING");
+  CHECK(h.size == 6);
 
   const auto r = req("ECHO 5\r\nhe\r\no");
   REQUIRE(r.state == status::complete);
-  CHECK(r.req.body == "he\r\no");
+  CHECK(r.value.body == "he\r\no");
   CHECK(r.size == 13);
 
   CHECK(head("PING\r").state == status::need_more);
@@ -162,22 +189,22 @@ TEST_CASE("request: framed body") {
   const std::string input = "ECHO 5\nhe\0lo"s + "NEXT";
   const auto r = req(input);
   REQUIRE(r.state == status::complete);
-  CHECK(r.req.head.name == "ECHO");
-  CHECK(r.req.body == "he\0lo"sv);
-  CHECK_FALSE(r.req.line_form);
+  CHECK(r.value.head.name == "ECHO");
+  CHECK(r.value.body == "he\0lo"sv);
+  CHECK_FALSE(r.value.line_form);
   CHECK(r.size == 12);
 
   CHECK(req("ECHO 5\nhell").state == status::need_more);
   const auto empty = req("ECHO 0\nX");
   REQUIRE(empty.state == status::complete);
-  CHECK(empty.req.body.empty());
+  CHECK(empty.value.body.empty());
   CHECK(empty.size == 7);
 }
 
 TEST_CASE("request: blank lines before a request are skipped") {
   const auto r = req("\n\r\n\nPING\n");
   REQUIRE(r.state == status::complete);
-  CHECK(r.req.head.name == "PING");
+  CHECK(r.value.head.name == "PING");
   CHECK(r.size == 9);
 
   CHECK(req("\n\n").state == status::need_more);
@@ -191,29 +218,29 @@ TEST_CASE("request: line commands take the next line as body") {
   SECTION("the original STRING exchange") {
     const auto r = req("STRING\nAdditional data.\n");
     REQUIRE(r.state == status::complete);
-    CHECK(r.req.head.name == "STRING");
-    CHECK(r.req.body == "Additional data.");
-    CHECK(r.req.line_form);
+    CHECK(r.value.head.name == "STRING");
+    CHECK(r.value.body == "Additional data.");
+    CHECK(r.value.line_form);
     CHECK(r.size == 24);
   }
   SECTION("CRLF on both lines") {
     const auto r = req("STRING\r\nAdditional data.\r\n");
     REQUIRE(r.state == status::complete);
-    CHECK(r.req.body == "Additional data.");
+    CHECK(r.value.body == "Additional data.");
     CHECK(r.size == 26);
   }
   SECTION("empty line body") {
     const auto r = req("STRING\n\nPING\n");
     REQUIRE(r.state == status::complete);
-    CHECK(r.req.body.empty());
-    CHECK(r.req.line_form);
+    CHECK(r.value.body.empty());
+    CHECK(r.value.line_form);
     CHECK(r.size == 8);
   }
   SECTION("a line command with LENGTH is framed") {
     const auto r = req("STRING 3\nabc\n");
     REQUIRE(r.state == status::complete);
-    CHECK(r.req.body == "abc");
-    CHECK_FALSE(r.req.line_form);
+    CHECK(r.value.body == "abc");
+    CHECK_FALSE(r.value.line_form);
     CHECK(r.size == 12);
   }
   SECTION("the body line is incomplete") {
@@ -223,15 +250,14 @@ TEST_CASE("request: line commands take the next line as body") {
   SECTION("other commands without LENGTH have no body") {
     const auto r = req("PING\nAdditional data.\n");
     REQUIRE(r.state == status::complete);
-    CHECK(r.req.body.empty());
-    CHECK_FALSE(r.req.line_form);
+    CHECK(r.value.body.empty());
+    CHECK_FALSE(r.value.line_form);
     CHECK(r.size == 5);
   }
   SECTION("the predicate decides") {
-    const auto r =
-        wire::parse_request("STRING\nAdditional data.\n", default_limits, no_line_commands);
+    const auto r = parse_request("STRING\nAdditional data.\n", default_limits, no_line_commands);
     REQUIRE(r.state == status::complete);
-    CHECK_FALSE(r.req.line_form);
+    CHECK_FALSE(r.value.line_form);
     CHECK(r.size == 7);
   }
   SECTION("line body over the line limit") {
@@ -240,7 +266,7 @@ TEST_CASE("request: line commands take the next line as body") {
     const std::string at_limit = "STRING\n" + std::string(15, 'x') + "\n";
     const auto ok = req(at_limit, lim);
     REQUIRE(ok.state == status::complete);
-    CHECK(ok.req.body.size() == 15);
+    CHECK(ok.value.body.size() == 15);
 
     const std::string over = "STRING\n" + std::string(16, 'x');
     const auto r = req(over, lim);
@@ -273,7 +299,7 @@ TEST_CASE("request head: empty and over-long names") {
   const std::string line = name64 + " 1\n";  // the parse's views point into it
   const auto h = head(line);
   REQUIRE(h.state == status::complete);
-  CHECK(h.head.name == name64);
+  CHECK(h.value.name == name64);
   require_head_error(std::string(65, 'N') + " 1\n", errc::bad_request);
   require_head_error(std::string(65, 'N') + "\n", errc::bad_request);
 }
@@ -328,10 +354,10 @@ TEST_CASE("request head: length limits") {
     require_head_error("ECHO 000000000000000000005\n", errc::too_large, huge);
     const auto max = head("ECHO 18446744073709551615\n", huge);
     REQUIRE(max.state == status::complete);
-    CHECK(max.head.length == std::numeric_limits<std::size_t>::max());
+    CHECK(max.value.length == std::numeric_limits<std::size_t>::max());
     const auto padded = head("ECHO 00000000000000000005\n", huge);
     REQUIRE(padded.state == status::complete);
-    CHECK(padded.head.length == 5u);
+    CHECK(padded.value.length == 5u);
   }
   SECTION("1 GB over a 16 MiB limit, refused before the LF arrives") {
     const auto h = head("ECHO 1073741824\n");
@@ -347,7 +373,7 @@ TEST_CASE("request head: length limits") {
   SECTION("exactly at and one above the default max_body") {
     const auto at = head("ECHO 16777216\n");
     REQUIRE(at.state == status::complete);
-    CHECK(at.head.length == 16777216u);
+    CHECK(at.value.length == 16777216u);
     require_head_error("ECHO 16777217\n", errc::too_large);
   }
   SECTION("exactly at and one above a small max_body") {
@@ -355,7 +381,7 @@ TEST_CASE("request head: length limits") {
     lim.max_body = 10;
     const auto at = head("ECHO 10\n", lim);
     REQUIRE(at.state == status::complete);
-    CHECK(at.head.length == 10u);
+    CHECK(at.value.length == 10u);
     require_head_error("ECHO 11\n", errc::too_large, lim);
     require_head_error("ECHO 100\n", errc::too_large, lim);
   }
@@ -392,7 +418,7 @@ TEST_CASE("request head: line limit") {
     REQUIRE(at.size() == 16);
     const auto ok = head(at, lim);
     REQUIRE(ok.state == status::complete);
-    CHECK(ok.line_size == 16);
+    CHECK(ok.size == 16);
     require_head_error("ECHO 5 k=" + std::string(7, 'v') + "\n", errc::too_large, lim);
     // CR counts toward the line: the same line in CRLF form is one byte over.
     require_head_error("ECHO 5 k=" + std::string(6, 'v') + "\r\n", errc::too_large, lim);
@@ -472,12 +498,12 @@ class receiver {
   void feed(std::string_view chunk) {
     buf_ += chunk;
     for (;;) {
-      const auto r = wire::parse_request(buf_, default_limits, string_is_line_command);
+      const auto r = parse_request(buf_, default_limits, string_is_line_command);
       REQUIRE(r.state != status::error);
       if (r.state == status::need_more) return;
       REQUIRE(r.size > 0);
-      got.push_back({std::string(r.req.head.name), r.req.head.enc, std::string(r.req.body),
-                     r.req.head.id, r.req.head.deadline_ms, r.req.line_form});
+      got.push_back({std::string(r.value.head.name), r.value.head.enc, std::string(r.value.body),
+                     r.value.head.id, r.value.head.deadline_ms, r.value.line_form});
       buf_.erase(0, r.size);
     }
   }
@@ -537,12 +563,12 @@ TEST_CASE("request stream: same requests at every split point") {
 TEST_CASE("parse_line") {
   const auto l = wire::parse_line("hello\r\nrest", 100);
   REQUIRE(l.state == status::complete);
-  CHECK(l.line == "hello");
+  CHECK(l.value == "hello");
   CHECK(l.size == 7);
 
   const auto bare = wire::parse_line("a\rb\n", 100);
   REQUIRE(bare.state == status::complete);
-  CHECK(bare.line == "a\rb");  // line bodies are data: only the CR before LF is framing
+  CHECK(bare.value == "a\rb");  // line bodies are data: only the CR before LF is framing
 
   CHECK(wire::parse_line("", 100).state == status::need_more);
   CHECK(wire::parse_line("abc", 4).state == status::need_more);
@@ -606,12 +632,12 @@ TEST_CASE("request round trip through format and parse") {
   const auto r = req(out);
   REQUIRE(r.state == status::complete);
   CHECK(r.size == out.size());
-  CHECK(r.req.head.name == "x.y/z");
-  CHECK(r.req.head.enc == wire::encoding::json);
-  CHECK(r.req.head.length == body.size());
-  CHECK(r.req.head.id == 123456789012345ull);
-  CHECK(r.req.head.deadline_ms == 4000000000u);
-  CHECK(r.req.body == body);
+  CHECK(r.value.head.name == "x.y/z");
+  CHECK(r.value.head.enc == wire::encoding::json);
+  CHECK(r.value.head.length == body.size());
+  CHECK(r.value.head.id == 123456789012345ull);
+  CHECK(r.value.head.deadline_ms == 4000000000u);
+  CHECK(r.value.body == body);
 }
 
 TEST_CASE("reply round trips") {
@@ -622,18 +648,18 @@ TEST_CASE("reply round trips") {
     const auto r = wire::parse_reply(out, default_limits);
     REQUIRE(r.state == status::complete);
     CHECK(r.size == out.size());
-    CHECK(r.rep.ok);
-    CHECK(r.rep.code.empty());
-    CHECK(r.rep.body == body);
-    CHECK_FALSE(r.rep.id);
+    CHECK(r.value.ok);
+    CHECK(r.value.code.empty());
+    CHECK(r.value.body == body);
+    CHECK_FALSE(r.value.id);
   }
   SECTION("OK with id") {
     std::string out;
     wire::append_ok(out, "hi", std::numeric_limits<std::uint64_t>::max());
     const auto r = wire::parse_reply(out, default_limits);
     REQUIRE(r.state == status::complete);
-    CHECK(r.rep.id == std::numeric_limits<std::uint64_t>::max());
-    CHECK(r.rep.body == "hi");
+    CHECK(r.value.id == std::numeric_limits<std::uint64_t>::max());
+    CHECK(r.value.body == "hi");
   }
   SECTION("ERR with id, for every wire code") {
     for (const errc e : {errc::bad_request, errc::unknown_command, errc::bad_body, errc::too_large,
@@ -643,11 +669,11 @@ TEST_CASE("reply round trips") {
       const auto r = wire::parse_reply(out, default_limits);
       REQUIRE(r.state == status::complete);
       CHECK(r.size == out.size());
-      CHECK_FALSE(r.rep.ok);
-      CHECK(r.rep.code == cmdwire::wire_name(e));
-      CHECK(cmdwire::errc_from_wire_name(r.rep.code) == e);
-      CHECK(r.rep.body == "why it failed");
-      CHECK(r.rep.id == 99u);
+      CHECK_FALSE(r.value.ok);
+      CHECK(r.value.code == cmdwire::wire_name(e));
+      CHECK(cmdwire::errc_from_wire_name(r.value.code) == e);
+      CHECK(r.value.body == "why it failed");
+      CHECK(r.value.id == 99u);
     }
   }
   SECTION("replies pipelined back to back, split everywhere") {
@@ -666,8 +692,8 @@ TEST_CASE("reply round trips") {
           const auto r = wire::parse_reply(buf, default_limits);
           REQUIRE(r.state != status::error);
           if (r.state == status::need_more) return;
-          ids.push_back(r.rep.id.value());
-          bodies.emplace_back(r.rep.body);
+          ids.push_back(r.value.id.value());
+          bodies.emplace_back(r.value.body);
           buf.erase(0, r.size);
         }
       };
@@ -720,15 +746,15 @@ TEST_CASE("reply parsing: incomplete and malformed") {
 
   const auto crlf = parse("OK 2 trace=x\r\nhi\n");
   REQUIRE(crlf.state == status::complete);
-  CHECK(crlf.rep.body == "hi");
-  CHECK_FALSE(crlf.rep.id);
+  CHECK(crlf.value.body == "hi");
+  CHECK_FALSE(crlf.value.id);
 
   SECTION("body limit, at and one above") {
     wire::limits lim;
     lim.max_body = 4;
     const auto at = wire::parse_reply("OK 4\nabcd\n", lim);
     REQUIRE(at.state == status::complete);
-    CHECK(at.rep.body == "abcd");
+    CHECK(at.value.body == "abcd");
     require_error("OK 5\n", errc::too_large, lim);
     require_error("ERR internal 5\n", errc::too_large, lim);
   }
@@ -737,7 +763,7 @@ TEST_CASE("reply parsing: incomplete and malformed") {
     lim.max_line = 10;
     const auto at = wire::parse_reply("OK 1 id=9\nx\n", lim);
     REQUIRE(at.state == status::complete);
-    CHECK(at.rep.id == 9u);
+    CHECK(at.value.id == 9u);
     require_error("OK 1 id=10\nx\n", errc::too_large, lim);
     require_error("OK 1 id=10", errc::too_large, lim);
     CHECK(wire::parse_reply("OK 1 id=1", lim).state == status::need_more);
@@ -749,31 +775,31 @@ TEST_CASE("line replies") {
 
   const auto thanks = parse("Thank you.\nnext");
   REQUIRE(thanks.state == status::complete);
-  CHECK(thanks.rep.ok);
-  CHECK(thanks.rep.body == "Thank you.");
+  CHECK(thanks.value.ok);
+  CHECK(thanks.value.body == "Thank you.");
   CHECK(thanks.size == 11);
 
   const auto crlf = parse("Thank you.\r\n");
   REQUIRE(crlf.state == status::complete);
-  CHECK(crlf.rep.body == "Thank you.");
+  CHECK(crlf.value.body == "Thank you.");
   CHECK(crlf.size == 12);
 
   const auto err = parse("ERR unknown-command 3 id=5\nfoo\n");
   REQUIRE(err.state == status::complete);
-  CHECK_FALSE(err.rep.ok);
-  CHECK(err.rep.code == "unknown-command");
-  CHECK(err.rep.body == "foo");
-  CHECK(err.rep.id == 5u);
+  CHECK_FALSE(err.value.ok);
+  CHECK(err.value.code == "unknown-command");
+  CHECK(err.value.body == "foo");
+  CHECK(err.value.id == 5u);
   CHECK(err.size == 31);
 
   const auto errorish = parse("ERROR is just text\n");
   REQUIRE(errorish.state == status::complete);
-  CHECK(errorish.rep.ok);
-  CHECK(errorish.rep.body == "ERROR is just text");
+  CHECK(errorish.value.ok);
+  CHECK(errorish.value.body == "ERROR is just text");
 
   const auto err_alone = parse("ERR\n");
   REQUIRE(err_alone.state == status::complete);
-  CHECK(err_alone.rep.body == "ERR");
+  CHECK(err_alone.value.body == "ERR");
 
   CHECK(parse("").state == status::need_more);
   CHECK(parse("E").state == status::need_more);
@@ -822,7 +848,7 @@ TEST_CASE("protocol: literals are case-sensitive (%s\"...\" in the ABNF)") {
   // A name is case-sensitive too: `ping` is another (unregistered) name, not PING.
   const auto lower = head("ping\n");
   REQUIRE(lower.state == status::complete);
-  CHECK(lower.head.name == "ping");
+  CHECK(lower.value.name == "ping");
   for (const char* reply : {"ok 4\nPONG\n", "Ok 4\nPONG\n", "err busy 1\nx\n", "Err busy 1\nx\n"}) {
     INFO(reply);
     CHECK(wire::parse_reply(reply, default_limits).state == status::error);
@@ -832,9 +858,9 @@ TEST_CASE("protocol: literals are case-sensitive (%s\"...\" in the ABNF)") {
 TEST_CASE("protocol: id= is a number, echoed without leading zeros") {
   const auto h = head("ECHO 0 id=007\n");
   REQUIRE(h.state == status::complete);
-  REQUIRE(h.head.id == 7u);
+  REQUIRE(h.value.id == 7u);
   std::string out;
-  wire::append_ok(out, "", h.head.id);
+  wire::append_ok(out, "", h.value.id);
   CHECK(out == "OK 0 id=7\n\n");
 }
 
@@ -848,7 +874,7 @@ TEST_CASE("protocol: after a line-form request only ERR switches to framed parsi
   // A line command's answer may itself start with "OK 5": it is still one bare line.
   const auto r = wire::parse_line_reply("OK 5\nhello\n", default_limits);
   REQUIRE(r.state == status::complete);
-  CHECK(r.rep.ok);
-  CHECK(r.rep.body == "OK 5");
+  CHECK(r.value.ok);
+  CHECK(r.value.body == "OK 5");
   CHECK(r.size == 5);
 }

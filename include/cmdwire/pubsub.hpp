@@ -27,12 +27,7 @@ struct message {
   std::string_view body;
 };
 
-struct message_parse {
-  wire::status state = wire::status::need_more;
-  message msg;              ///< valid when `state == complete`.
-  std::size_t size = 0;     ///< bytes of the whole frame, final LF included.
-  std::string_view detail;  ///< static text saying what was wrong, when `state == error`.
-};
+using message_parse = wire::parsed<message>;
 
 /// Parses one MSG frame at the start of `buf`; the head must fit `lim.max_line` and the body
 /// `lim.max_body`. Pure: the same bytes give the same answer whatever the split.

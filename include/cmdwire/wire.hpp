@@ -33,6 +33,19 @@ enum class status : std::uint8_t {
   error,      ///< the bytes can never become a valid frame; see `error`/`detail`.
 };
 
+/// What every parser returns: the value once a whole frame is there, how many bytes it still
+/// needs, or why the bytes can never become a valid frame.
+template <class T>
+struct parsed {
+  status state = status::need_more;
+  T value{};                ///< valid when `state == complete`; views point into the buffer.
+  std::size_t size = 0;     ///< complete: bytes the frame takes, final LF included.
+  std::size_t need = 0;     ///< need_more: `buf` must hold at least this many bytes for the
+                            ///< next try to get further (a lower bound; never below size()+1).
+  errc error{};             ///< valid when `state == error`.
+  std::string_view detail;  ///< static text saying what was wrong.
+};
+
 /// The parsed command line of a request: `NAME [SP ENCODING] [SP LENGTH] *(SP KEY=VALUE) LF`.
 struct request_head {
   std::string_view name;
@@ -49,13 +62,9 @@ struct request {
   bool line_form = false;  ///< body came as a line (no LENGTH): the reply is one bare line.
 };
 
-struct request_parse {
-  status state = status::need_more;
-  request req;              ///< valid when `state == complete`.
-  std::size_t size = 0;     ///< bytes consumed (blank lines before the request included).
-  errc error{};             ///< valid when `state == error`.
-  std::string_view detail;  ///< static text saying what was wrong.
-};
+using head_parse = parsed<request_head>;
+using request_parse = parsed<request>;
+using line_parse = parsed<std::string_view>;  ///< the line without CR/LF.
 
 /// How the body of a command is delimited, as the endpoint's registry knows it.
 enum class body_rule : std::uint8_t {
@@ -64,32 +73,26 @@ enum class body_rule : std::uint8_t {
   head_only,  ///< stop after the command line: a stream handler reads the rest itself.
 };
 
-/// Parses one request at the start of `buf`. Blank lines before it are skipped (they count
-/// in `size`, also when the request is still incomplete), so `nc` users may end a body with
-/// an extra newline. `rule_for(name)` is called once per complete command line and returns a
-/// body_rule (or bool: true means body_rule::line).
-/// Pure: the same bytes give the same answer whatever the split they arrived in.
-template <class RuleFor>
-[[nodiscard]] request_parse parse_request(std::string_view buf, const limits& lim,
-                                          RuleFor&& rule_for);
+// A request is parsed in two steps, so that the caller looks its handler up once, between
+// them, and wire never needs to know the registry:
+//   skip_blank_lines → parse_request_head → (look up the name: its body_rule)
+//   → parse_request_body.
+// Both parsers are pure: the same bytes give the same answer whatever the split they arrived in.
 
-/// Parses only the command line at the start of `buf` (no blank-line skipping).
-/// On `complete`, `line_size` is the number of bytes of the line including LF.
-struct head_parse {
-  status state = status::need_more;
-  request_head head;
-  std::size_t line_size = 0;
-  errc error{};
-  std::string_view detail;
-};
+/// Bytes of complete blank lines (LF or CR LF) at the start of `buf`: `nc` users may end a
+/// body with an extra newline, and these are skipped between requests.
+[[nodiscard]] std::size_t skip_blank_lines(std::string_view buf) noexcept;
+
+/// Parses the command line at the start of `buf`. On `complete`, `size` is the line's bytes
+/// including LF.
 [[nodiscard]] head_parse parse_request_head(std::string_view buf, const limits& lim);
 
+/// Takes the body of the request whose command line `head` was parsed from the start of the
+/// same `buf`, delimited by `rule`. On `complete`, `size` counts the command line too.
+[[nodiscard]] request_parse parse_request_body(std::string_view buf, const head_parse& head,
+                                               body_rule rule, const limits& lim);
+
 /// Finds one LF-terminated line (CR before LF is dropped) of at most `max_line` bytes.
-struct line_parse {
-  status state = status::need_more;
-  std::string_view line;  ///< without CR/LF.
-  std::size_t size = 0;   ///< bytes consumed including LF.
-};
 [[nodiscard]] line_parse parse_line(std::string_view buf, std::size_t max_line);
 
 /// A reply as received: `OK LENGTH [id=N] LF BODY LF` or `ERR CODE LENGTH [id=N] LF MSG LF`.
@@ -100,13 +103,7 @@ struct reply {
   std::optional<std::uint64_t> id;
 };
 
-struct reply_parse {
-  status state = status::need_more;
-  reply rep;
-  std::size_t size = 0;
-  errc error{};
-  std::string_view detail;
-};
+using reply_parse = parsed<reply>;
 
 /// Parses one framed reply at the start of `buf`.
 [[nodiscard]] reply_parse parse_reply(std::string_view buf, const limits& lim);
@@ -134,5 +131,3 @@ void append_line(std::string& out, std::string_view line);
 [[nodiscard]] bool valid_command_name(std::string_view name) noexcept;
 
 }  // namespace cmdwire::wire
-
-#include "cmdwire/detail/wire_impl.hpp"

@@ -60,10 +60,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         line_replies ? wire::parse_line_reply(buf, lim) : wire::parse_reply(buf, lim);
     if (r.state != wire::status::complete) break;
     require(r.size > 0 && r.size <= buf.size());
-    if (r.rep.ok) {
-      decode_body(r.rep.body, enc, which);
+    if (r.value.ok) {
+      decode_body(r.value.body, enc, which);
     } else {
-      (void)cmdwire::errc_from_wire_name(r.rep.code);
+      (void)cmdwire::errc_from_wire_name(r.value.code);
     }
     buf.remove_prefix(r.size);
   }

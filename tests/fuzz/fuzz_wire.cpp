@@ -27,15 +27,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   };
   std::string_view buf = rest;
   for (;;) {
-    const wire::request_parse p = wire::parse_request(buf, lim, rule);
+    // The session's order: blank lines, the head, the handler's rule, the body.
+    buf.remove_prefix(wire::skip_blank_lines(buf));
+    const wire::head_parse h = wire::parse_request_head(buf, lim);
+    if (h.state == wire::status::need_more) require(h.need > buf.size());
+    if (h.state != wire::status::complete) break;
+    require(h.size > 0 && h.size <= buf.size());
+    require(wire::valid_command_name(h.value.name));
+    const wire::request_parse p = wire::parse_request_body(buf, h, rule(h.value.name), lim);
+    if (p.state == wire::status::need_more) require(p.need > buf.size());
     if (p.state != wire::status::complete) break;
-    require(p.size > 0 && p.size <= buf.size());
-    require(wire::valid_command_name(p.req.head.name));
-    require(p.req.body.size() <= lim.max_body || p.req.line_form);
+    require(p.size >= h.size && p.size <= buf.size());
+    require(p.value.body.size() <= lim.max_body || p.value.line_form);
     buf.remove_prefix(p.size);
   }
   for (std::string_view replies = rest;;) {
     const wire::reply_parse r = wire::parse_reply(replies, lim);
+    if (r.state == wire::status::need_more) require(r.need > replies.size());
     if (r.state != wire::status::complete) break;
     require(r.size > 0 && r.size <= replies.size());
     replies.remove_prefix(r.size);
