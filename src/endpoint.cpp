@@ -18,6 +18,7 @@
 #include "broker.hpp"
 #include "datagram.hpp"
 #include "endpoint_impl.hpp"
+#include "session.hpp"
 #include "tls.hpp"
 
 namespace cmdwire {

@@ -1,5 +1,5 @@
-// Internal state of an endpoint, shared by src/endpoint.cpp (lifecycle, accept loops) and
-// src/session.cpp (one connection). Not installed.
+// Internal state of an endpoint: its registry, options and counters, and its worker threads;
+// shared by the endpoint (lifecycle, accept loops) and its sessions. Not installed.
 #pragma once
 
 #include <atomic>
@@ -85,15 +85,5 @@ struct endpoint_state {
   std::atomic<std::uint64_t> rejected_busy{0};
   std::atomic<std::uint64_t> timed_out{0};
 };
-
-/// Runs one accepted connection to completion on its worker. Defined in session.cpp.
-/// `tls`: non-null for TLS listeners (the handshake comes first).
-asio::awaitable<void> run_session(endpoint_state& state, worker& home, asio::ip::tcp::socket socket,
-                                  const connection_handler* raw, asio::ssl::context* tls);
-
-/// Asks every session on `home` to finish the requests it has read, flush their replies and
-/// close; idle ones close at once. After `timeout` the worker stops regardless. Call on
-/// home's thread.
-void drain_sessions(worker& home, std::chrono::milliseconds timeout);
 
 }  // namespace cmdwire::detail

@@ -10,7 +10,7 @@
 #include <optional>
 
 #include "connection.hpp"
-#include "endpoint_impl.hpp"
+#include "session.hpp"
 
 namespace cmdwire::detail {
 
