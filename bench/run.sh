@@ -5,6 +5,9 @@
 # docs/PERFORMANCE.md.
 # Environment: BENCH_ROUNDS (3), BENCH_DURATION (1 s per run), BENCH_WARMUP (0.25 s),
 # BENCH_BUILD (build-release), BENCH_OUT (docs/PERFORMANCE.md), BENCH_NO_INSTALL=1.
+# BENCH_BEFORE=path/to/an/older/cmdwire-server: that build takes turns too, and a second table
+# gives the ratios of this build and of that one to the same yardstick, from the same rounds
+# (how a change on the request path is measured: before and after in one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,6 +70,10 @@ start_server() {
 
 start_server cmdwire "$bin/cmdwire-server" --listen 127.0.0.1:0 --threads 1 --log-level warn
 start_server yardstick "$bin/cmdwire-baseline-echo" --listen 127.0.0.1:0 --threads 1
+before=${BENCH_BEFORE:-}
+if [[ -n $before ]]; then
+  start_server before "$before" --listen 127.0.0.1:0 --threads 1 --log-level warn
+fi
 
 have_redis=0
 if command -v redis-server >/dev/null; then
@@ -130,9 +137,12 @@ for ((round = 1; round <= rounds; ++round)); do
     [[ $load == typed ]] && command=STRUCT
     # Alternate who goes first, so neither server always runs on a cooler machine.
     if ((round % 2)); then order=(cmdwire yardstick); else order=(yardstick cmdwire); fi
+    if [[ -n $before ]]; then
+      if ((round % 2)); then order=(cmdwire before yardstick); else order=(before yardstick cmdwire); fi
+    fi
     for server in "${order[@]}"; do
-      if [[ $server == cmdwire ]]; then
-        run "$round" "$load" cmdwire "${shape[@]}" --command "$command" --payload-size "$size"
+      if [[ $server == cmdwire || $server == before ]]; then
+        run "$round" "$load" "$server" "${shape[@]}" --command "$command" --payload-size "$size"
       else
         run "$round" "$load" yardstick "${shape[@]}" --raw-echo --payload-size "$size"
       fi
@@ -215,6 +225,25 @@ table=$tmp/table.md
     row ping-pipelined "16 × 32" PING cmdwire redis req/s "≥ 1.0"
   fi
 } >"$table"
+
+if [[ -n $before ]]; then
+  {
+    echo
+    echo "Before and after, same rounds: this build ($(git rev-parse --short HEAD)) and \`$before\` ($("$before" --version 2>/dev/null | head -n1)), each ÷ the yardstick (req/s; MB/s for bulk), median of rounds."
+    echo
+    echo "| load | after ÷ yardstick | before ÷ yardstick | after ÷ before | server CPU µs/req after / before |"
+    echo "|---|---|---|---|---|"
+    for load in latency many pipelined bulk typed; do
+      col=4
+      [[ $load == bulk ]] && col=5
+      printf '| %s | %.2f | %.2f | %.2f | %.2f / %.2f |\n' "$load" \
+        "$(ratios "$load" cmdwire yardstick "$col" | median)" \
+        "$(ratios "$load" before yardstick "$col" | median)" \
+        "$(ratios "$load" cmdwire before "$col" | median)" \
+        "$(values "$load" cmdwire 8 | median)" "$(values "$load" before 8 | median)"
+    done
+  } >>"$table"
+fi
 
 echo
 cat "$table"

@@ -211,8 +211,11 @@ asio::awaitable<std::optional<std::size_t>> session::answer_buffered() {
     }
     // Parse once, straight down: the head, then its handler, then the body that handler's
     // rule delimits. A partial frame is parsed again only after more bytes arrived.
-    conn_.consume(wire::skip_blank_lines(conn_.pending()));
-    const std::string_view data = conn_.pending();
+    std::string_view data = conn_.pending();
+    if (!data.empty() && (data.front() == '\n' || data.front() == '\r')) {
+      conn_.consume(wire::skip_blank_lines(data));
+      data = conn_.pending();
+    }
     const wire::head_parse head = wire::parse_request_head(data, opt_.limits);
     if (head.state == wire::status::need_more) co_return head.need;
     if (head.state == wire::status::error) {
