@@ -71,7 +71,11 @@ void connection::close() noexcept {
 
 void connection::stop_reading() noexcept {
   stop_reading_ = true;
-  if (reading_) close();
+  if (!reading_) return;
+  // Wakes the pending read with end of input and leaves the sending side to flush replies.
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  if (ec) close();
 }
 
 void connection::account() noexcept {

@@ -64,10 +64,11 @@ class connection {
                                         const std::string& host = {});
   [[nodiscard]] const asio::ip::tcp::endpoint& peer() const noexcept { return peer_; }
   [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
+  [[nodiscard]] asio::any_io_executor executor() noexcept { return socket_.get_executor(); }
   /// Ends the connection: pending reads and writes complete with operation_aborted.
   void close() noexcept;
-  /// Reads nothing more: a read in progress ends the connection now, later reads fail with
-  /// operation_aborted. Writes still go out (the endpoint's drain).
+  /// Reads nothing more: a read in progress ends as at end of input (the receive side is shut
+  /// down), later reads fail with operation_aborted. Writes still go out (the endpoint's drain).
   void stop_reading() noexcept;
   /// After a fatal error reply: stop sending, and read (and drop) what the peer already sent
   /// for a moment, so closing does not reset the connection and destroy the reply in flight.

@@ -105,6 +105,8 @@ struct endpoint::impl {
     for (auto& w : workers) {
       if (w->thread.joinable()) w->thread.join();
     }
+    // Offloaded handlers write into calls that the workers' contexts own: finish them first.
+    if (shared.handler_pool) shared.handler_pool->join();
   }
 };
 
@@ -138,7 +140,7 @@ endpoint::~endpoint() {
 }
 
 void endpoint::add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
-                           stream_handler stream, bool line) {
+                           stream_handler stream, bool line, bool offloaded) {
   std::lock_guard lock(impl_->mutex);
   if (impl_->state != lifecycle::init) {
     throw std::logic_error("cmdwire::endpoint: register handlers before start()");
@@ -146,7 +148,12 @@ void endpoint::add_handler(std::string_view name, raw_handler sync, async_raw_ha
   if (!wire::valid_command_name(name)) {
     throw std::invalid_argument(fmt::format("cmdwire::endpoint: invalid command name '{}'", name));
   }
-  detail::handler_entry entry{std::move(sync), std::move(async), std::move(stream), line};
+  if (name == detail::hello_command) {
+    throw std::invalid_argument(
+        "cmdwire::endpoint: HELLO is the connection-level negotiation (PROTOCOL.md §8)");
+  }
+  detail::handler_entry entry{std::move(sync), std::move(async), std::move(stream), line,
+                              offloaded};
   if (!impl_->handlers.emplace(std::string(name), std::move(entry)).second) {
     throw std::invalid_argument(
         fmt::format("cmdwire::endpoint: command '{}' registered twice", name));
@@ -282,6 +289,13 @@ void endpoint::start() {
   for (auto& svc : impl_->datagram_services) {
     asio::co_spawn(impl_->workers.front()->context,
                    detail::run_datagram_service(*svc, impl_->options), asio::detached);
+  }
+  const bool offloads = std::any_of(impl_->handlers.begin(), impl_->handlers.end(),
+                                    [](const auto& h) { return h.second.offload; });
+  if (offloads) {
+    unsigned n = impl_->options.handler_threads;
+    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    impl_->shared.handler_pool.emplace(n);
   }
   for (auto& w : impl_->workers) {
     w->thread = std::thread([ctx = &w->context] { ctx->run(); });

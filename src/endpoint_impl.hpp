@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <list>
 #include <memory>
@@ -26,6 +27,7 @@ struct handler_entry {
   async_raw_handler async;
   stream_handler stream;
   bool line = false;
+  bool offload = false;  ///< `sync` runs on the endpoint's handler pool
 
   [[nodiscard]] wire::body_rule rule() const noexcept {
     if (stream) return wire::body_rule::head_only;
@@ -84,6 +86,11 @@ struct endpoint_state {
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> rejected_busy{0};
   std::atomic<std::uint64_t> timed_out{0};
+  /// Runs offloaded handlers; made by start() if any is registered, joined by stop() before
+  /// the workers' contexts (which hold the calls it writes into) go away.
+  std::optional<asio::thread_pool> handler_pool;
+  /// Offloaded calls queued or running; bounded by options.handler_queue.
+  std::atomic<std::size_t> offloaded{0};
 };
 
 }  // namespace cmdwire::detail

@@ -16,189 +16,65 @@ namespace cmdwire::detail {
 
 using asio::ip::tcp;
 
-class session final : public stream {
- public:
-  session(endpoint_state& state, worker& home, tcp::socket socket)
-      : state_(state),
-        handlers_(state.handlers),
-        opt_(state.options),
-        home_(home),
-        conn_(std::move(socket), connection_options_for(state)) {
-    home_.sessions.push_front(this);
-    registration_ = home_.sessions.begin();
+session::session(endpoint_state& state, worker& home, tcp::socket socket)
+    : state_(state),
+      handlers_(state.handlers),
+      opt_(state.options),
+      home_(home),
+      conn_(std::move(socket), connection_options_for(state)),
+      wake_(conn_.executor()) {
+  home_.sessions.push_front(this);
+  registration_ = home_.sessions.begin();
+}
+
+session::~session() {
+  conn_.close();
+  home_.sessions.erase(registration_);
+  --state_.connections;
+  if (home_.sessions.empty() && home_.drain_deadline) home_.drain_deadline->cancel();
+}
+
+connection_options session::connection_options_for(endpoint_state& state) {
+  const endpoint_options& opt = state.options;
+  connection_options c;
+  c.limits = opt.limits;
+  c.keep_write_buffer = opt.max_reply_backlog;
+  c.idle_timeout = opt.idle_timeout;
+  c.request_timeout = opt.request_timeout;
+  c.write_timeout = opt.write_timeout;
+  c.buffered_bytes = &state.buffered_bytes;
+  return c;
+}
+
+void session::request_stop() noexcept {
+  draining_ = true;
+  conn_.stop_reading();
+}
+
+void session::abandon() noexcept {
+  for (call& c : calls_) c.ctx.cancel(cancel_reason::shutdown);
+  conn_.close();
+}
+
+asio::awaitable<void> session::run_raw(const connection_handler& fn, asio::ssl::context* tls) {
+  // Not `tls && !co_await ...`: GCC 12 miscompiles co_await inside && (corrupts the frame).
+  if (tls != nullptr) {
+    const bool secured = co_await start_tls(*tls);
+    if (!secured) co_return;
   }
-  ~session() override {
-    conn_.close();
-    home_.sessions.erase(registration_);
-    --state_.connections;
-    if (home_.sessions.empty() && home_.drain_deadline) home_.drain_deadline->cancel();
-  }
-  session(const session&) = delete;
-  session& operator=(const session&) = delete;
-
-  asio::awaitable<void> run_commands(asio::ssl::context* tls);
-  asio::awaitable<void> run_raw(const connection_handler& fn, asio::ssl::context* tls) {
-    // Not `tls && !co_await ...`: GCC 12 miscompiles co_await inside && (corrupts the frame).
-    if (tls != nullptr) {
-      const bool secured = co_await start_tls(*tls);
-      if (!secured) co_return;
-    }
-    co_await fn(*this);
-  }
-  /// Closes the connection when a read or write deadline passes (idle, request, write).
-  asio::awaitable<void> watchdog();
-
-  /// Finish what has been read, then close; a session waiting for input closes now.
-  void request_stop() noexcept { conn_.stop_reading(); }
-
-  // ---- stream, for stream and connection handlers
-  void set_idle_timeout(std::chrono::milliseconds timeout) noexcept override {
-    conn_.set_idle_timeout(timeout);
-  }
-  void close() noexcept override { conn_.close(); }
-  asio::awaitable<result<std::string_view>> async_read_line() override { return conn_.read_line(); }
-  asio::awaitable<result<std::string_view>> async_read_exact(std::size_t n) override {
-    return conn_.read_exact(n);
-  }
-  asio::awaitable<result<std::string_view>> async_read_some() override { return conn_.read_some(); }
-  asio::awaitable<result<void>> async_write(std::string_view bytes) override;
-  [[nodiscard]] const tcp::endpoint& peer() const noexcept override { return conn_.peer(); }
-  void log(log_level level, std::string_view what) const;
-
- private:
-  static connection_options connection_options_for(endpoint_state& state) {
-    const endpoint_options& opt = state.options;
-    connection_options c;
-    c.limits = opt.limits;
-    c.keep_write_buffer = opt.max_reply_backlog;
-    c.idle_timeout = opt.idle_timeout;
-    c.request_timeout = opt.request_timeout;
-    c.write_timeout = opt.write_timeout;
-    c.buffered_bytes = &state.buffered_bytes;
-    return c;
-  }
-
-  /// TLS server handshake, bounded by the request timeout. False: the session is over.
-  asio::awaitable<bool> start_tls(asio::ssl::context& context);
-  /// `AUTH <token>` as the first line, when the endpoint requires it.
-  asio::awaitable<bool> authenticate();
-  /// Answers `message` with the error reply that ends the connection, and closes it.
-  asio::awaitable<void> fail_and_close(errc code, std::string_view message);
-  /// Every complete request already buffered; returns the bytes needed for the next one, or
-  /// nothing when the session is over.
-  asio::awaitable<std::optional<std::size_t>> answer_buffered();
-
-  void run_sync(const handler_entry& entry, const wire::request& req);
-  asio::awaitable<void> run_async(const handler_entry& entry, const wire::request& req);
-  asio::awaitable<void> run_stream(const handler_entry& entry, const wire::request& req);
-  [[nodiscard]] request_context context_for(const wire::request& req) const noexcept;
-  void append_reply(const request_context& rc, const reply_writer& writer);
-  /// Call inside a catch block: turns the exception in flight into the error reply.
-  void fail_from_exception(const request_context& rc, reply_writer& writer) const;
-  [[nodiscard]] bool deadline_passed(const wire::request& req) const;
-
-  endpoint_state& state_;
-  const handler_map& handlers_;
-  const endpoint_options& opt_;
-  worker& home_;
-  connection conn_;
-  std::list<session*>::iterator registration_;
-  std::string body_;  ///< scratch for one reply body; reused.
-};
+  co_await fn(*this);
+}
 
 void session::log(log_level level, std::string_view what) const {
   if (!opt_.log) return;
   log_line(opt_, level, fmt::format("{}: {}", fmt::streamed(conn_.peer()), what));
 }
 
-request_context session::context_for(const wire::request& req) const noexcept {
-  request_context rc;
-  rc.name = req.head.name;
-  rc.enc = req.head.enc;
-  rc.body = req.body;
-  rc.line_form = req.line_form;
-  rc.length = req.head.length;
-  rc.id = req.head.id;
-  rc.peer = &conn_.peer();
-  return rc;
-}
-
-bool session::deadline_passed(const wire::request& req) const {
-  if (!req.head.deadline_ms) return false;
-  return std::chrono::steady_clock::now() >
-         conn_.last_read() + std::chrono::milliseconds(*req.head.deadline_ms);
-}
-
-void session::append_reply(const request_context& rc, const reply_writer& writer) {
-  if (const auto& failure = writer.failure()) {
-    wire::append_error(conn_.out(), wire_code(failure->code), failure->message, rc.id);
-    return;
-  }
-  if (rc.line_form) {
-    // A line reply must stay one line, and must not look like an error frame.
-    if (body_.find('\n') != std::string::npos) {
-      wire::append_error(conn_.out(), errc::internal, "line handler returned more than one line",
-                         rc.id);
-      return;
-    }
-    if (body_.starts_with("ERR ")) {
-      wire::append_error(conn_.out(), errc::internal,
-                         "line handler returned a line that reads as an error reply", rc.id);
-      return;
-    }
-    wire::append_line(conn_.out(), body_);
-    return;
-  }
-  wire::append_ok(conn_.out(), body_, rc.id);
-}
-
-void session::fail_from_exception(const request_context& rc, reply_writer& writer) const {
-  // A thrown call_failed is a handler's way to choose the error reply; anything else is a bug
-  // in the handler, reported as `internal` and logged.
-  try {
-    throw;
-  } catch (const call_failed& e) {
-    writer.fail(wire_code(e.failure().code), e.failure().message);
-  } catch (const std::exception& e) {
-    log(log_level::warn, fmt::format("handler for {} threw: {}", rc.name, e.what()));
-    writer.fail(errc::internal, e.what());
-  } catch (...) {
-    log(log_level::warn, fmt::format("handler for {} threw a non-exception", rc.name));
-    writer.fail(errc::internal, "handler failed");
-  }
-}
-
-void session::run_sync(const handler_entry& entry, const wire::request& req) {
-  const request_context rc = context_for(req);
-  body_.clear();
-  reply_writer writer(body_);
-  try {
-    entry.sync(rc, writer);
-  } catch (...) {
-    fail_from_exception(rc, writer);
-  }
-  append_reply(rc, writer);
-}
-
-asio::awaitable<void> session::run_async(const handler_entry& entry, const wire::request& req) {
-  const request_context rc = context_for(req);
-  body_.clear();
-  reply_writer writer(body_);
-  try {
-    co_await entry.async(rc, writer);
-  } catch (...) {
-    fail_from_exception(rc, writer);
-  }
-  append_reply(rc, writer);
-}
-
-asio::awaitable<void> session::run_stream(const handler_entry& entry, const wire::request& req) {
-  // The handler's reads may reuse the buffer the name lives in: keep a copy.
-  const std::string name(req.head.name);
-  request_context rc = context_for(req);
-  rc.name = name;
-  if (auto ec = co_await conn_.flush(); ec) co_return;
-  co_await entry.stream(rc, *this);
+std::optional<call_context::clock::time_point> session::deadline_of(
+    const wire::request& req) const {
+  if (!req.head.deadline_ms) return std::nullopt;
+  // Counted from the read that completed the request: time spent queued here counts too.
+  return conn_.last_read() + std::chrono::milliseconds(*req.head.deadline_ms);
 }
 
 asio::awaitable<std::optional<std::size_t>> session::answer_buffered() {
@@ -233,22 +109,69 @@ asio::awaitable<std::optional<std::size_t>> session::answer_buffered() {
     }
     conn_.consume(parsed.size);
     ++answered;
-    const wire::request& req = parsed.value;
-    if (entry == nullptr) {
-      wire::append_error(conn_.out(), errc::unknown_command,
-                         fmt::format("unknown command '{}'", req.head.name), req.head.id);
-    } else if (deadline_passed(req)) {
-      wire::append_error(conn_.out(), errc::deadline_exceeded,
-                         "deadline passed before the request could run", req.head.id);
-    } else if (entry->sync) {
-      run_sync(*entry, req);
-    } else if (entry->async) {
-      co_await run_async(*entry, req);
-    } else {
-      co_await run_stream(*entry, req);
-      if (!conn_.is_open()) co_return std::nullopt;
-    }
+    if (!co_await dispatch(entry, parsed.value)) co_return std::nullopt;
   }
+}
+
+asio::awaitable<bool> session::dispatch(const handler_entry* entry, const wire::request& req) {
+  const bool is_hello = req.head.name == hello_command;
+  const bool inline_sync = entry != nullptr && entry->sync && !entry->offload;
+  const bool has_id = req.head.id.has_value() && !req.line_form;
+  // On an out-of-order connection, a request without an id (line-form ones included), a stream
+  // command and HELLO are barriers: they wait for every call before them and are answered
+  // before anything after them is read, so an id-less reply can still be paired by position.
+  if (out_of_order_ && (!has_id || is_hello || (entry != nullptr && entry->stream)) &&
+      (!calls_.empty() || tasks_ > 0)) {
+    co_await finish_calls(cancel_reason::none);
+  }
+  if (entry == nullptr && !is_hello) {
+    wire::append_error(conn_.out(), errc::unknown_command,
+                       fmt::format("unknown command '{}'", req.head.name), req.head.id);
+    co_return true;
+  }
+  if (const auto deadline = deadline_of(req); deadline && steady_clock::now() > *deadline) {
+    wire::append_error(conn_.out(), errc::deadline_exceeded,
+                       "deadline passed before the request could run", req.head.id);
+    co_return true;
+  }
+  if (is_hello) {
+    answer_hello(req);
+  } else if (inline_sync) {
+    run_sync(*entry, req);  // on an out-of-order connection its reply may pass earlier ones
+  } else if (entry->stream) {
+    co_await run_stream(*entry, req);
+    if (!conn_.is_open()) co_return false;
+  } else if (out_of_order_ && has_id) {
+    while (calls_.size() >= opt_.max_concurrent) {
+      // Backpressure: read nothing more until a call ends; what is owed goes out meanwhile.
+      if (auto ec = co_await conn_.flush(); ec) co_return false;
+      co_await wait_for_a_call();
+    }
+    start_concurrent(*entry, req);
+  } else {
+    // In order: the call is awaited, and its views into the receive buffer stay valid.
+    calls_.emplace_back(conn_.peer(), req, deadline_of(req), false);
+    co_await run_call(calls_.back(), *entry);
+    calls_.pop_back();
+  }
+  co_return true;
+}
+
+void session::answer_hello(const wire::request& req) {
+  // Body: the features asked for, separated by spaces. Unknown ones are not granted, so a
+  // newer client can ask an older server for more than it knows.
+  bool wants_ooo = false;
+  std::string_view rest = req.body;
+  while (!rest.empty()) {
+    const std::size_t sp = rest.find(' ');
+    const std::string_view feature = rest.substr(0, sp);
+    if (feature == "ooo") wants_ooo = true;
+    rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
+  }
+  out_of_order_ = wants_ooo;
+  body_.clear();
+  if (wants_ooo) body_ = fmt::format("ooo max-concurrent={}", opt_.max_concurrent);
+  wire::append_ok(conn_.out(), body_, req.head.id);
 }
 
 asio::awaitable<void> session::run_commands(asio::ssl::context* tls) {
@@ -292,6 +215,7 @@ asio::awaitable<void> session::watchdog() {
   const connection::overdue which = co_await conn_.watch(period);
   if (which == connection::overdue::none) co_return;
   ++state_.timed_out;
+  for (call& c : calls_) c.ctx.cancel(cancel_reason::peer_gone);
   log(log_level::info, which == connection::overdue::write ? "peer not reading replies: closing"
                        : conn_.frame_in_progress() ? "request not completed in time: closing"
                                                    : "idle too long: closing");
@@ -365,6 +289,9 @@ asio::awaitable<void> run_session(endpoint_state& state, worker& home, tcp::sock
     // Handlers' exceptions are caught per request; this is a bug in a stream handler or here.
     s.log(log_level::error, fmt::format("session ended by exception: {}", e.what()));
   }
+  // Calls still running end before the session does. Draining, they finish and their replies
+  // go out; otherwise the peer has gone (or sent what ended the connection): cancel them.
+  co_await s.finish_calls(s.draining() ? cancel_reason::none : cancel_reason::peer_gone);
   s.log(log_level::info, "disconnected");
 }
 
@@ -376,7 +303,7 @@ void drain_sessions(worker& home, std::chrono::milliseconds timeout) {
   home.drain_deadline->async_wait([&home](boost::system::error_code ec) {
     if (ec) return;
     // Peers see the close now; the abandoned coroutines are destroyed with the context.
-    for (session* s : home.sessions) s->close();
+    for (session* s : home.sessions) s->abandon();
     home.context.stop();
   });
 }

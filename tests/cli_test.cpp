@@ -102,7 +102,7 @@ TEST_CASE("cmdwire call --json with numbers that crashed rapidjson exits 1 clean
           "[cli][json]") {
   test_server server;
   const std::string addr = server.address();
-  for (const std::string number :
+  for (const std::string& number :
        {"0." + std::string(445, '0'), std::string("5521.4555555555555554e-343"),
         std::string("1e99999999"), "-0." + std::string(400, '0') + "1"}) {
     for (const std::string command : {"STRUCT", "PROTO"}) {

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "cmdwire/call_context.hpp"
 #include "cmdwire/codec.hpp"
 #include "cmdwire/command.hpp"
 #include "cmdwire/error.hpp"
@@ -77,7 +78,25 @@ struct endpoint_options {
   /// Bytes of pushed MSG frames a subscriber may have waiting for its socket: past these it is
   /// disconnected, so a subscriber that stops reading never holds up publishers.
   push_limits subscriber_limits;
+
+  /// On a connection that negotiated out-of-order replies (`HELLO`, PROTOCOL.md §8), how many
+  /// async or offloaded handlers may run at once; with that many running the server stops
+  /// reading the connection until one finishes (backpressure).
+  std::size_t max_concurrent = 64;
+  /// Threads of the pool that runs handlers registered with `cmdwire::offload`; 0 means one
+  /// per core. The pool exists only if such a handler is registered.
+  unsigned handler_threads = 0;
+  /// Offloaded calls queued or running at once, all connections together; one more is
+  /// answered `ERR busy` (that request only: the connection stays open).
+  std::size_t handler_queue = 1024;
 };
+
+/// Tag for endpoint::handle: run this (CPU-heavy, synchronous) handler on the endpoint's
+/// handler pool instead of the connection's I/O thread.
+struct offload_t {
+  explicit offload_t() = default;
+};
+inline constexpr offload_t offload{};
 
 /// What a handler sees of one request. Views point into the connection's receive buffer and
 /// stay valid until the handler returns (or its awaitable completes).
@@ -90,6 +109,8 @@ struct request_context {
   std::optional<std::size_t> length;
   std::optional<std::uint64_t> id;
   const asio::ip::tcp::endpoint* peer = nullptr;
+  /// Deadline, cancellation and the rest of the call; never null while a handler runs.
+  call_context* call = nullptr;
 };
 
 /// Where a raw handler puts its reply: append the body to `body()`, or call `fail()`.
@@ -183,11 +204,18 @@ class endpoint {
   endpoint(const endpoint&) = delete;
   endpoint& operator=(const endpoint&) = delete;
 
-  /// Registers `fn` for command `C`. `fn` takes `const C::request&` and returns `C::response`
-  /// (or `asio::awaitable<C::response>`). A throw becomes `ERR internal <what()>`, except a
-  /// thrown `call_failed`, whose code and message are sent as they are.
+  /// Registers `fn` for command `C`. `fn` takes `const C::request&`, optionally followed by
+  /// `const call_context&` (deadline, cancellation, peer), and returns `C::response` or
+  /// `result<C::response>` (or an `asio::awaitable` of either). A throw becomes
+  /// `ERR internal <what()>`, except a thrown `call_failed`, whose code and message are sent as
+  /// they are. An awaiting handler is cancelled when its call is (see call_context).
   template <command C, class F>
   void handle(F fn);
+  /// The same for a CPU-heavy synchronous handler: it runs on the handler pool
+  /// (`handler_threads`), so the connection's I/O thread serves other connections meanwhile.
+  /// When `handler_queue` calls are already waiting, the request is answered `ERR busy`.
+  template <command C, class F>
+  void handle(F fn, offload_t);
 
   /// Registers an untyped handler; `line` makes it a line command.
   void handle_raw(std::string_view name, raw_handler fn, bool line = false);
@@ -237,7 +265,9 @@ class endpoint {
 
  private:
   void add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
-                   stream_handler stream, bool line);
+                   stream_handler stream, bool line, bool offloaded = false);
+  template <command C, class F>
+  static raw_handler make_sync_handler(F fn, decode_limits limits);
 
   template <class Resp>
   static void encode_reply(const Resp& resp, const request_context& rc, reply_writer& w) {
@@ -257,13 +287,51 @@ class endpoint {
   std::unique_ptr<impl> impl_;
 };
 
+namespace detail {
+/// Calls a typed handler with the request, and the call's context if it takes one.
+template <class F, class Req>
+decltype(auto) invoke_handler(F& fn, const Req& req, const request_context& rc) {
+  if constexpr (std::is_invocable_v<F&, const Req&, const call_context&>) {
+    return fn(req, static_cast<const call_context&>(*rc.call));
+  } else {
+    return fn(req);
+  }
+}
+template <class F, class Req>
+using handler_result_t = decltype(invoke_handler(std::declval<F&>(), std::declval<const Req&>(),
+                                                 std::declval<const request_context&>()));
+}  // namespace detail
+
+template <command C, class F>
+raw_handler endpoint::make_sync_handler(F fn, decode_limits limits) {
+  using request_t = typename C::request;
+  using response_t = typename C::response;
+  using returned = detail::handler_result_t<F, request_t>;
+  static_assert(detail::handler_return<returned, response_t>,
+                "handler must return C::response or cmdwire::result<C::response>");
+  return [fn = std::move(fn), limits](const request_context& rc, reply_writer& w) mutable {
+    request_t req{};
+    if (auto decoded = codec<request_t>::decode(rc.body, rc.enc, req, limits); !decoded) {
+      w.fail(errc::bad_body, std::move(decoded.error().message));
+      return;
+    }
+    if constexpr (std::is_same_v<returned, result<response_t>>) {
+      encode_reply(detail::invoke_handler(fn, req, rc), rc, w);
+    } else {
+      encode_reply<response_t>(detail::invoke_handler(fn, req, rc), rc, w);
+    }
+  };
+}
+
 template <command C, class F>
 void endpoint::handle(F fn) {
   using request_t = typename C::request;
   using response_t = typename C::response;
-  static_assert(std::is_invocable_v<F&, const request_t&>,
-                "handler must be callable with const C::request&");
-  using returned = std::invoke_result_t<F&, const request_t&>;
+  static_assert(std::is_invocable_v<F&, const request_t&> ||
+                    std::is_invocable_v<F&, const request_t&, const call_context&>,
+                "handler must be callable with const C::request& "
+                "(and optionally const cmdwire::call_context&)");
+  using returned = detail::handler_result_t<F, request_t>;
   const decode_limits limits = options().decode;
 
   if constexpr (detail::awaitable_value<returned>::is_awaitable) {
@@ -279,31 +347,27 @@ void endpoint::handle(F fn) {
         co_return;
       }
       if constexpr (std::is_same_v<awaited, result<response_t>>) {
-        const result<response_t> resp = co_await fn(req);
+        const result<response_t> resp = co_await detail::invoke_handler(fn, req, rc);
         encode_reply(resp, rc, w);
       } else {
-        const response_t resp = co_await fn(req);
+        const response_t resp = co_await detail::invoke_handler(fn, req, rc);
         encode_reply(resp, rc, w);
       }
     };
     add_handler(C::name, {}, std::move(h), {}, is_line_command<C>);
   } else {
-    static_assert(detail::handler_return<returned, response_t>,
-                  "handler must return C::response or cmdwire::result<C::response>");
-    raw_handler h = [fn = std::move(fn), limits](const request_context& rc, reply_writer& w) {
-      request_t req{};
-      if (auto decoded = codec<request_t>::decode(rc.body, rc.enc, req, limits); !decoded) {
-        w.fail(errc::bad_body, std::move(decoded.error().message));
-        return;
-      }
-      if constexpr (std::is_same_v<returned, result<response_t>>) {
-        encode_reply(fn(req), rc, w);
-      } else {
-        encode_reply<response_t>(fn(req), rc, w);
-      }
-    };
-    add_handler(C::name, std::move(h), {}, {}, is_line_command<C>);
+    add_handler(C::name, make_sync_handler<C>(std::move(fn), limits), {}, {}, is_line_command<C>);
   }
+}
+
+template <command C, class F>
+void endpoint::handle(F fn, offload_t) {
+  using returned = detail::handler_result_t<F, typename C::request>;
+  static_assert(!detail::awaitable_value<returned>::is_awaitable,
+                "only synchronous handlers are offloaded: an awaiting one does not hold its "
+                "thread");
+  add_handler(C::name, make_sync_handler<C>(std::move(fn), options().decode), {}, {},
+              is_line_command<C>, true);
 }
 
 }  // namespace cmdwire

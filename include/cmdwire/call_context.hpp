@@ -1,0 +1,76 @@
+// What a handler knows about the call it answers: who asked, the request's id and encoding, by
+// when the answer is wanted, and whether it still is (deadline passed, peer gone, shutdown).
+#pragma once
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "cmdwire/wire.hpp"
+
+namespace cmdwire {
+
+namespace asio = boost::asio;
+
+/// Why a call was cancelled.
+enum class cancel_reason : std::uint8_t {
+  none,
+  deadline,   ///< the request's deadline-ms passed: the reply is `ERR deadline`.
+  peer_gone,  ///< the client closed the connection: no reply is sent.
+  shutdown,   ///< the endpoint's drain timed out: no reply is sent.
+};
+
+/// A typed handler may take one as its second parameter (`const call_context&`); a raw handler
+/// finds it in `request_context::call`. It lives as long as the handler runs.
+///
+/// An awaiting handler is cancelled through Asio's per-operation cancellation: the endpoint
+/// binds the handler's coroutine to `cancellation_slot()`, so an operation it awaits with
+/// `use_awaitable` fails with `operation_aborted` (thrown) once the call is cancelled.
+/// A handler that does its own work in a loop can poll `cancelled()`.
+class call_context {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  call_context(const asio::ip::tcp::endpoint& peer, std::optional<std::uint64_t> id,
+               wire::encoding enc, std::optional<clock::time_point> deadline) noexcept
+      : peer_(&peer), id_(id), enc_(enc), deadline_(deadline) {}
+  call_context(const call_context&) = delete;
+  call_context& operator=(const call_context&) = delete;
+
+  [[nodiscard]] const asio::ip::tcp::endpoint& peer() const noexcept { return *peer_; }
+  [[nodiscard]] std::optional<std::uint64_t> id() const noexcept { return id_; }
+  [[nodiscard]] wire::encoding encoding() const noexcept { return enc_; }
+  /// When the client stops waiting (from the request's `deadline-ms`); none if it sent none.
+  [[nodiscard]] std::optional<clock::time_point> deadline() const noexcept { return deadline_; }
+  /// Time left before the deadline, zero once it has passed; milliseconds::max() without one.
+  [[nodiscard]] std::chrono::milliseconds remaining() const noexcept {
+    if (!deadline_) return std::chrono::milliseconds::max();
+    const auto left = *deadline_ - clock::now();
+    if (left <= clock::duration::zero()) return std::chrono::milliseconds(0);
+    // Rounded up: 0.4 ms left is still time, and must not read as "passed".
+    return std::chrono::ceil<std::chrono::milliseconds>(left);
+  }
+  [[nodiscard]] bool cancelled() const noexcept { return reason_ != cancel_reason::none; }
+  [[nodiscard]] cancel_reason why_cancelled() const noexcept { return reason_; }
+  /// Fires (terminal cancellation) when the call is cancelled.
+  [[nodiscard]] asio::cancellation_slot cancellation_slot() noexcept { return signal_.slot(); }
+
+  /// For the endpoint: records why and emits the signal. Only the first reason counts.
+  void cancel(cancel_reason why) noexcept {
+    if (reason_ != cancel_reason::none || why == cancel_reason::none) return;
+    reason_ = why;
+    signal_.emit(asio::cancellation_type::terminal);
+  }
+
+ private:
+  const asio::ip::tcp::endpoint* peer_;
+  std::optional<std::uint64_t> id_;
+  wire::encoding enc_;
+  std::optional<clock::time_point> deadline_;
+  cancel_reason reason_ = cancel_reason::none;
+  asio::cancellation_signal signal_;
+};
+
+}  // namespace cmdwire

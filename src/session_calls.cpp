@@ -1,0 +1,214 @@
+// Running handlers for a session: inline (sync), awaited (async, with deadline and
+// cancellation), concurrent (out-of-order connections), offloaded (handler pool), stream; and
+// turning what they produced, or threw, into the reply.
+#include <fmt/format.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "session.hpp"
+
+namespace cmdwire::detail {
+
+namespace {
+
+request_context context_for(const wire::request& req, const asio::ip::tcp::endpoint& peer) {
+  request_context rc;
+  rc.name = req.head.name;
+  rc.enc = req.head.enc;
+  rc.body = req.body;
+  rc.line_form = req.line_form;
+  rc.length = req.head.length;
+  rc.id = req.head.id;
+  rc.peer = &peer;
+  return rc;
+}
+
+}  // namespace
+
+session::call::call(const asio::ip::tcp::endpoint& peer, const wire::request& req,
+                    std::optional<call_context::clock::time_point> deadline, bool own_bytes)
+    : rc(context_for(req, peer)), ctx(peer, req.head.id, req.head.enc, deadline) {
+  if (own_bytes) {
+    name_copy = req.head.name;
+    body_copy = req.body;
+    rc.name = name_copy;
+    rc.body = body_copy;
+  }
+  rc.call = &ctx;
+}
+
+void session::append_reply(const request_context& rc, const reply_writer& writer,
+                           const std::string& body) {
+  if (const auto& failure = writer.failure()) {
+    wire::append_error(conn_.out(), wire_code(failure->code), failure->message, rc.id);
+    return;
+  }
+  if (rc.line_form) {
+    // A line reply must stay one line, and must not look like an error frame.
+    if (body.find('\n') != std::string::npos) {
+      wire::append_error(conn_.out(), errc::internal, "line handler returned more than one line",
+                         rc.id);
+      return;
+    }
+    if (body.starts_with("ERR ")) {
+      wire::append_error(conn_.out(), errc::internal,
+                         "line handler returned a line that reads as an error reply", rc.id);
+      return;
+    }
+    wire::append_line(conn_.out(), body);
+    return;
+  }
+  wire::append_ok(conn_.out(), body, rc.id);
+}
+
+void session::fail_from_exception(const request_context& rc, reply_writer& writer) const {
+  // A thrown call_failed is a handler's way to choose the error reply; anything else is a bug
+  // in the handler, reported as `internal` and logged.
+  try {
+    throw;
+  } catch (const call_failed& e) {
+    writer.fail(wire_code(e.failure().code), e.failure().message);
+  } catch (const std::exception& e) {
+    log(log_level::warn, fmt::format("handler for {} threw: {}", rc.name, e.what()));
+    writer.fail(errc::internal, e.what());
+  } catch (...) {
+    log(log_level::warn, fmt::format("handler for {} threw a non-exception", rc.name));
+    writer.fail(errc::internal, "handler failed");
+  }
+}
+
+void session::run_sync(const handler_entry& entry, const wire::request& req) {
+  request_context rc = context_for(req, conn_.peer());
+  call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req));
+  rc.call = &ctx;
+  body_.clear();
+  reply_writer writer(body_);
+  try {
+    entry.sync(rc, writer);
+  } catch (...) {
+    fail_from_exception(rc, writer);
+  }
+  append_reply(rc, writer, body_);
+  conn_.account_also(body_.capacity());
+}
+
+namespace {
+/// Cancels `ctx` for its deadline at `at`; cancelled itself when the call ends first.
+asio::awaitable<void> cancel_at(call_context& ctx, call_context::clock::time_point at) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, at);
+  auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (!ec) ctx.cancel(cancel_reason::deadline);
+}
+}  // namespace
+
+asio::awaitable<void> session::run_call(call& c, const handler_entry& entry) {
+  using namespace asio::experimental::awaitable_operators;
+  reply_writer writer(c.reply);
+  if (const auto deadline = c.ctx.deadline()) {
+    // `||` returns once both sides are done: the handler, cancelled through its context when
+    // the deadline passes, always finishes before the call does.
+    co_await (run_handler(c, entry, writer) || cancel_at(c.ctx, *deadline));
+  } else {
+    co_await run_handler(c, entry, writer);
+  }
+  switch (c.ctx.why_cancelled()) {
+    case cancel_reason::deadline:
+      writer.fail(errc::deadline_exceeded, "deadline passed while the request ran");
+      break;
+    case cancel_reason::peer_gone:
+    case cancel_reason::shutdown:
+      co_return;  // nobody is waiting for the reply
+    case cancel_reason::none:
+      break;
+  }
+  append_reply(c.rc, writer, c.reply);
+}
+
+asio::awaitable<void> session::run_handler(call& c, const handler_entry& entry,
+                                           reply_writer& writer) {
+  try {
+    if (entry.offload) {
+      co_await run_offloaded(c, entry, writer);
+    } else {
+      // Spawned with the call's own cancellation slot: cancelling the call reaches whatever
+      // the handler awaits, and nothing else does.
+      co_await asio::co_spawn(
+          conn_.executor(), entry.async(c.rc, writer),
+          asio::bind_cancellation_slot(c.ctx.cancellation_slot(), asio::use_awaitable));
+    }
+  } catch (...) {
+    if (!c.ctx.cancelled()) fail_from_exception(c.rc, writer);
+  }
+}
+
+asio::awaitable<void> session::run_offloaded(call& c, const handler_entry& entry,
+                                             reply_writer& writer) {
+  if (state_.offloaded.fetch_add(1) >= opt_.handler_queue) {
+    --state_.offloaded;
+    writer.fail(errc::busy, "handler pool queue is full; try again later");
+    co_return;
+  }
+  // While the handler runs elsewhere, nothing else may let this worker's run() return.
+  auto keep_worker = asio::make_work_guard(conn_.executor());
+  co_await asio::post(state_.handler_pool->get_executor(), asio::use_awaitable);
+  try {
+    entry.sync(c.rc, writer);  // on a pool thread: touches only the call
+  } catch (...) {
+    fail_from_exception(c.rc, writer);
+  }
+  --state_.offloaded;
+  co_await asio::post(conn_.executor(), asio::use_awaitable);  // back on the connection's thread
+}
+
+void session::start_concurrent(const handler_entry& entry, const wire::request& req) {
+  // The receive buffer is reused while the call runs: it keeps its own name and body.
+  calls_.emplace_back(conn_.peer(), req, deadline_of(req), true);
+  ++tasks_;
+  asio::co_spawn(conn_.executor(), run_concurrent(std::prev(calls_.end()), entry), asio::detached);
+}
+
+asio::awaitable<void> session::run_concurrent(std::list<call>::iterator it,
+                                              const handler_entry& entry) {
+  co_await run_call(*it, entry);
+  calls_.erase(it);
+  wake();
+  // The reply is written as soon as it is ready. If a write is already under way, it takes
+  // this reply along, and flush() returns at once.
+  co_await conn_.flush();
+  --tasks_;
+  wake();
+}
+
+asio::awaitable<void> session::wait_for_a_call() {
+  wake_.expires_at(asio::steady_timer::time_point::max());
+  co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+asio::awaitable<void> session::finish_calls(cancel_reason why) {
+  for (call& c : calls_) c.ctx.cancel(why);
+  while (tasks_ > 0 || !calls_.empty()) {
+    if (conn_.is_open() && !conn_.out().empty()) (void)co_await conn_.flush();
+    if (tasks_ > 0 || !calls_.empty()) co_await wait_for_a_call();
+  }
+}
+
+asio::awaitable<void> session::run_stream(const handler_entry& entry, const wire::request& req) {
+  // The handler's reads may reuse the buffer the name lives in: keep a copy.
+  const std::string name(req.head.name);
+  request_context rc = context_for(req, conn_.peer());
+  rc.name = name;
+  call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req));
+  rc.call = &ctx;
+  if (auto ec = co_await conn_.flush(); ec) co_return;
+  co_await entry.stream(rc, *this);
+}
+
+}  // namespace cmdwire::detail
