@@ -3,6 +3,7 @@
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <charconv>
 #include <chrono>
 
 namespace cmdwire::demo {
@@ -74,6 +75,42 @@ std::string daytime_now() {
   return fmt::format(
       "{:%A, %B %d, %Y %H:%M:%S}-UTC",
       fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
+}
+
+cmdwire::result<std::uint32_t> parse_sleep(std::string_view line) {
+  constexpr std::uint32_t max_ms = 600000;
+  std::uint32_t ms = 0;
+  const char* end = line.data() + line.size();
+  const auto [ptr, ec] = std::from_chars(line.data(), end, ms);
+  if (line.empty() || ec != std::errc{} || ptr != end || ms > max_ms) {
+    return make_error(errc::bad_request, "SLEEP takes milliseconds, 0 to 600000");
+  }
+  return ms;
+}
+
+cmdwire::result<std::string> hash_rounds(std::string_view line) {
+  constexpr std::uint64_t max_rounds = 1000000000;
+  const std::size_t sp = line.find(' ');
+  const std::string_view count = line.substr(0, sp);
+  const std::string_view text = sp == std::string_view::npos ? "" : line.substr(sp + 1);
+  std::uint64_t rounds = 0;
+  const auto [ptr, ec] = std::from_chars(count.data(), count.data() + count.size(), rounds);
+  if (count.empty() || ec != std::errc{} || ptr != count.data() + count.size() ||
+      rounds > max_rounds) {
+    return make_error(errc::bad_request, "HASH takes ROUNDS (0 to 1000000000), a space, TEXT");
+  }
+  constexpr std::uint64_t fnv_offset = 14695981039346656037ull;
+  constexpr std::uint64_t fnv_prime = 1099511628211ull;
+  std::uint64_t digest = fnv_offset;
+  for (std::uint64_t r = 0; r < rounds; ++r) {
+    std::uint64_t h = fnv_offset;
+    for (int i = 0; i < 8; ++i) {
+      h = (h ^ ((digest >> (8 * i)) & 0xff)) * fnv_prime;
+    }
+    for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * fnv_prime;
+    digest = h;
+  }
+  return fmt::format("{:016x}", digest);
 }
 
 }  // namespace cmdwire::demo

@@ -95,6 +95,29 @@ struct Commands {
   using response = std::string;
 };
 
+/// Waits the given number of milliseconds (the line, in decimal, at most 600000) on a timer and
+/// answers "slept N ms". Async: on an out-of-order connection it holds up nothing else, and it
+/// stops early when its call is cancelled (deadline passed, client gone).
+struct Sleep {
+  static constexpr std::string_view name = "SLEEP";
+  static constexpr bool line = true;
+  using request = std::string;
+  using response = std::string;
+};
+
+/// CPU-bound work, offloaded to the handler pool: "ROUNDS TEXT" → ROUNDS rounds of 64-bit
+/// FNV-1a over the previous digest and TEXT, as 16 hex digits. ROUNDS is at most 10^9.
+struct Hash {
+  static constexpr std::string_view name = "HASH";
+  static constexpr bool line = true;
+  using request = std::string;
+  using response = std::string;
+};
+
+/// What SLEEP and HASH accept, or why not.
+[[nodiscard]] cmdwire::result<std::uint32_t> parse_sleep(std::string_view line);
+[[nodiscard]] cmdwire::result<std::string> hash_rounds(std::string_view line);
+
 /// Summaries, computed without recursion (depth is bounded by the decoder anyway).
 [[nodiscard]] Summary summarize(const ComplexData& root);
 [[nodiscard]] pb::Summary summarize(const pb::Complex& root);

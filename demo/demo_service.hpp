@@ -1,5 +1,5 @@
-// Registers the demo commands (STRING, STRUCT, PROTO, ECHO, PING, DAYTIME, COMMANDS) on an
-// endpoint through the public API, exactly as a user registers their own.
+// Registers the demo commands (STRING, STRUCT, PROTO, ECHO, PING, DAYTIME, SLEEP, HASH,
+// COMMANDS) on an endpoint through the public API, exactly as a user registers their own.
 #pragma once
 
 #include "cmdwire/endpoint.hpp"

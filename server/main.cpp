@@ -101,6 +101,16 @@ int main(int argc, char** argv) {
   app.add_option("--max-pipelined", options.max_pipelined,
                  "requests answered per read before replies are written")
       ->capture_default_str();
+  app.add_option("--max-concurrent", options.max_concurrent,
+                 "async calls run at once per connection with out-of-order replies (HELLO ooo)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  app.add_option("--handler-threads", options.handler_threads,
+                 "threads for offloaded (CPU-heavy) handlers such as HASH (default: one per core)");
+  app.add_option("--handler-queue", options.handler_queue,
+                 "offloaded calls queued at once; one more is answered ERR busy")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
   ms_option("--idle-timeout", options.idle_timeout, "close connections idle this long");
   ms_option("--request-timeout", options.request_timeout, "time to receive one whole request");
   ms_option("--write-timeout", options.write_timeout, "time a reply write may wait");

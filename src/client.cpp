@@ -35,37 +35,62 @@ result<client> client::connect(std::string_view host_port, client_options option
     if (options.auth_token.find_first_of("\r\n") != std::string::npos) {
       return make_error(errc::bad_request, "auth token must be a single line");
     }
-    auto ok = c.wait_for_reply("AUTH " + options.auth_token + "\n", false, options.connect_timeout);
+    outgoing auth;
+    auth.kind = outgoing::form::raw;
+    auth.body = "AUTH " + options.auth_token + "\n";
+    auth.deadline = options.connect_timeout;
+    auto ok = c.wait_for_reply(std::move(auth));
     if (!ok) {
       return error{ok.error().code,
                    fmt::format("{} refused the auth token: {}", c.address(), ok.error().message)};
     }
   }
+  if (options.out_of_order) {
+    outgoing hello = make_request("HELLO", wire::encoding::bin, "ooo", options.connect_timeout);
+    hello.kind = outgoing::form::hello;
+    // Granted or not, the connection works: an older server answers unknown-command and the
+    // client pairs replies by order, as before. Only a lost connection is a failure here.
+    auto granted = c.wait_for_reply(std::move(hello));
+    if (!granted &&
+        (granted.error().code == errc::connection_lost ||
+         granted.error().code == errc::not_connected || granted.error().code == errc::timeout)) {
+      return error{granted.error().code,
+                   fmt::format("cannot connect to {}: {}", c.address(), granted.error().message)};
+    }
+  }
   return c;
 }
 
-void client::start_call(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
-                        asio::any_completion_handler<raw_call_signature> done) {
-  if (!impl_ || impl_->shut_down.load()) {
+void client::start_call(outgoing request, asio::any_completion_handler<raw_call_signature> done) {
+  const bool closed = !impl_ || impl_->shut_down.load();
+  if (closed || request.deadline.count() < 0) {
     // Never complete inside the initiating call: hop through the system executor first.
-    asio::post(asio::system_executor(), [h = std::move(done)]() mutable {
-      auto ex = asio::get_associated_executor(h, asio::system_executor());
-      asio::dispatch(ex, [h = std::move(h)]() mutable {
-        std::move(h)(std::error_code(make_error_code(errc::not_connected)), "client is closed");
-      });
-    });
+    const auto code = closed ? errc::not_connected : errc::timeout;
+    std::string why = closed ? "client is closed" : "the calling handler's deadline has passed";
+    asio::post(asio::system_executor(),
+               [h = std::move(done), code, why = std::move(why)]() mutable {
+                 auto ex = asio::get_associated_executor(h, asio::system_executor());
+                 asio::dispatch(ex, [h = std::move(h), code, why = std::move(why)]() mutable {
+                   std::move(h)(std::error_code(make_error_code(code)), std::move(why));
+                 });
+               });
     return;
   }
   impl* p = impl_.get();
-  asio::post(p->context,
-             [p, frame = std::move(frame), line_reply, deadline, done = std::move(done)]() mutable {
-               p->enqueue(std::move(frame), line_reply, deadline, std::move(done));
-             });
+  asio::post(p->context, [p, r = std::move(request), done = std::move(done)]() mutable {
+    p->enqueue(std::move(r), std::move(done));
+  });
 }
 
 std::chrono::milliseconds client::effective_deadline(call_options opt) const noexcept {
-  if (opt.deadline.count() > 0 || !impl_) return opt.deadline;
-  return impl_->options.default_deadline;
+  std::chrono::milliseconds deadline = opt.deadline;
+  if (deadline.count() <= 0 && impl_) deadline = impl_->options.default_deadline;
+  if (opt.within != nullptr && opt.within->deadline()) {
+    const auto left = opt.within->remaining();
+    if (left.count() <= 0) return std::chrono::milliseconds(-1);
+    if (deadline.count() <= 0 || left < deadline) deadline = left;
+  }
+  return deadline;
 }
 
 const decode_limits& client::reply_decode_limits() const noexcept {
@@ -73,38 +98,32 @@ const decode_limits& client::reply_decode_limits() const noexcept {
   return impl_ ? impl_->options.decode : defaults;
 }
 
-std::string client::make_frame(std::string_view name, wire::encoding enc, std::string_view body,
-                               std::chrono::milliseconds deadline) {
-  std::string frame;
-  frame.reserve(name.size() + body.size() + 48);
-  std::optional<std::uint32_t> deadline_ms;
-  if (deadline.count() > 0) {
-    deadline_ms = static_cast<std::uint32_t>(
-        std::min<std::chrono::milliseconds::rep>(deadline.count(), UINT32_MAX));
-  }
-  wire::append_request(frame, name, enc, body, std::nullopt, deadline_ms);
-  return frame;
+client::outgoing client::make_request(std::string_view name, wire::encoding enc, std::string body,
+                                      std::chrono::milliseconds deadline) {
+  outgoing r;
+  r.name = name;
+  r.body = std::move(body);
+  r.enc = enc;
+  r.deadline = deadline;
+  return r;
 }
 
-result<std::string> client::wait_for_reply(std::string frame, bool line_reply,
-                                           std::chrono::milliseconds deadline) {
+result<std::string> client::wait_for_reply(outgoing request) {
   std::promise<result<std::string>> promise;
   auto future = promise.get_future();
-  start_call(std::move(frame), line_reply, deadline,
-             [&promise](std::error_code ec, std::string body) {
-               if (ec) {
-                 promise.set_value(error{ec, std::move(body)});
-               } else {
-                 promise.set_value(std::move(body));
-               }
-             });
+  start_call(std::move(request), [&promise](std::error_code ec, std::string body) {
+    if (ec) {
+      promise.set_value(error{ec, std::move(body)});
+    } else {
+      promise.set_value(std::move(body));
+    }
+  });
   return future.get();
 }
 
 result<std::string> client::call_raw(std::string_view name, std::string_view body,
                                      call_options opt) {
-  const auto deadline = effective_deadline(opt);
-  return wait_for_reply(make_frame(name, opt.enc, body, deadline), false, deadline);
+  return wait_for_reply(make_request(name, opt.enc, std::string(body), effective_deadline(opt)));
 }
 
 result<std::string> client::call_line(std::string_view name, std::string_view line,
@@ -112,9 +131,9 @@ result<std::string> client::call_line(std::string_view name, std::string_view li
   if (line.find('\n') != std::string_view::npos) {
     return make_error(errc::bad_request, "a line-form body cannot contain a newline");
   }
-  std::string frame;
-  wire::append_line_request(frame, name, line);
-  return wait_for_reply(std::move(frame), true, effective_deadline(opt));
+  outgoing r = make_request(name, wire::encoding::bin, std::string(line), effective_deadline(opt));
+  r.kind = outgoing::form::line;
+  return wait_for_reply(std::move(r));
 }
 
 result<void> client::subscribe(std::string_view topic, message_handler on_message,
@@ -124,36 +143,33 @@ result<void> client::subscribe(std::string_view topic, message_handler on_messag
                       "a topic is 1-64 bytes of ASCII letters, digits and _ - . : /");
   }
   if (!impl_ || impl_->shut_down.load()) return make_error(errc::not_connected, "client is closed");
-  std::string frame;
-  wire::append_request(frame, "SUBSCRIBE", wire::encoding::bin, topic);
-  const auto deadline = effective_deadline({});
+  outgoing frame =
+      make_request("SUBSCRIBE", wire::encoding::bin, std::string(topic), effective_deadline({}));
   std::promise<result<void>> promise;
   auto future = promise.get_future();
   impl* p = impl_.get();
-  asio::post(p->context,
-             [p, &promise, frame = std::move(frame), deadline, on_message = std::move(on_message),
-              on_end = std::move(on_end)]() mutable {
-               if (p->subscribed) {
-                 promise.set_value(make_error(errc::not_connected, "client is already subscribed"));
-                 return;
-               }
-               // The acknowledgement is an ordinary reply; what follows it is MSG frames.
-               p->enqueue(std::move(frame), false, deadline,
-                          [p, &promise](std::error_code ec, std::string body) {
-                            if (ec) {
-                              p->subscribed = false;
-                              p->on_message = {};
-                              p->on_end = {};
-                              promise.set_value(error{ec, std::move(body)});
-                            } else {
-                              promise.set_value(result<void>{});
-                            }
-                          });
-               if (p->closed) return;  // enqueue has already failed the call
-               p->subscribed = true;
-               p->on_message = std::move(on_message);
-               p->on_end = std::move(on_end);
-             });
+  asio::post(p->context, [p, &promise, frame = std::move(frame), on_message = std::move(on_message),
+                          on_end = std::move(on_end)]() mutable {
+    if (p->subscribed) {
+      promise.set_value(make_error(errc::not_connected, "client is already subscribed"));
+      return;
+    }
+    // The acknowledgement is an ordinary reply; what follows it is MSG frames.
+    p->enqueue(std::move(frame), [p, &promise](std::error_code ec, std::string body) {
+      if (ec) {
+        p->subscribed = false;
+        p->on_message = {};
+        p->on_end = {};
+        promise.set_value(error{ec, std::move(body)});
+      } else {
+        promise.set_value(result<void>{});
+      }
+    });
+    if (p->closed) return;  // enqueue has already failed the call
+    p->subscribed = true;
+    p->on_message = std::move(on_message);
+    p->on_end = std::move(on_end);
+  });
   return future.get();
 }
 
@@ -175,6 +191,10 @@ result<std::size_t> client::publish(std::string_view topic, std::string_view bod
     return make_error(errc::protocol_error, "PUBLISH reply is not a count");
   }
   return receivers;
+}
+
+bool client::out_of_order() const noexcept {
+  return impl_ && impl_->out_of_order.load(std::memory_order_relaxed);
 }
 
 std::size_t client::in_flight() const {

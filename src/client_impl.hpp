@@ -1,5 +1,6 @@
-// The client's connection state: a FIFO of calls in flight (replies come back in request
-// order), the buffered connection they share, and a deadline heap. Not installed.
+// The client's connection state: the calls in flight in the order they were sent (paired with
+// replies by id once out-of-order replies are granted, else by order), the buffered connection
+// they share, and a deadline heap. Not installed.
 #pragma once
 
 #include <atomic>
@@ -34,6 +35,8 @@ struct client::impl {
     asio::any_completion_handler<raw_call_signature> done;  ///< empty once timed out
     asio::any_completion_executor work;  ///< keeps the caller's executor busy while we wait
     bool line_reply = false;
+    bool hello = false;     ///< the HELLO sent on connecting: its reply says what was granted
+    bool answered = false;  ///< its reply came (out of order); the slot goes once those before do
   };
 
   client_options options;
@@ -47,8 +50,10 @@ struct client::impl {
   std::thread thread;
 
   // Everything below is touched only on the client's thread.
+  /// In the order sent; a call's sequence number is its id on the wire once out of order.
   std::deque<pending_call> pending;
   std::uint64_t front_seq = 0;  ///< sequence number of pending.front()
+  std::size_t unanswered = 0;   ///< calls in `pending` whose reply has not come
   bool write_scheduled = false;
   using deadline_entry = std::pair<clock::time_point, std::uint64_t>;
   std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> deadlines;
@@ -60,6 +65,9 @@ struct client::impl {
   client::message_handler on_message;
   client::end_handler on_end;
   std::atomic<std::size_t> in_flight{0};
+  /// Granted by the server's HELLO reply; written once on the I/O thread, before any call
+  /// that could be paired by id is sent.
+  std::atomic<bool> out_of_order{false};
   std::atomic<bool> shut_down{false};  ///< set by shutdown(): calls fail at once from then on
 
   ~impl() { shutdown(); }
@@ -70,8 +78,7 @@ struct client::impl {
   void shutdown();
 
   /// Queues one formatted request; `done` runs exactly once, on its own executor.
-  void enqueue(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
-               asio::any_completion_handler<raw_call_signature> done);
+  void enqueue(client::outgoing request, asio::any_completion_handler<raw_call_signature> done);
   void fail_all(const error& why);
 
  private:
@@ -83,6 +90,10 @@ struct client::impl {
   /// Completes every call whose reply is complete in the buffer; returns the bytes needed for
   /// the next one, or nothing once the connection has failed.
   std::optional<std::size_t> take_replies();
+  /// The call a reply belongs to: by id when it has one, else the oldest unanswered call.
+  /// Null when the reply matches no call that is waiting.
+  pending_call* call_for(const std::optional<std::uint64_t>& id);
+  void frame(const client::outgoing& request, std::uint64_t seq);
   void arm_timer(clock::time_point at);
   static void complete(pending_call& call, std::error_code ec, std::string body);
 };

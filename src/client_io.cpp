@@ -129,9 +129,10 @@ void client::impl::complete(pending_call& call, std::error_code ec, std::string 
   call.work = {};
 }
 
-void client::impl::enqueue(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
+void client::impl::enqueue(client::outgoing request,
                            asio::any_completion_handler<raw_call_signature> done) {
-  pending_call call{std::move(done), {}, line_reply};
+  using form = client::outgoing::form;
+  pending_call call{std::move(done), {}, request.kind == form::line, request.kind == form::hello};
   call.work = asio::prefer(asio::get_associated_executor(call.done, context.get_executor()),
                            asio::execution::outstanding_work.tracked);
   if (closed) {
@@ -143,19 +144,47 @@ void client::impl::enqueue(std::string frame, bool line_reply, std::chrono::mill
              "connection is dedicated to a subscription");
     return;
   }
+  const std::uint64_t seq = front_seq + pending.size();
   pending.push_back(std::move(call));
-  in_flight.store(pending.size(), std::memory_order_relaxed);
-  if (deadline.count() > 0) {
-    const auto at = clock::now() + deadline;
-    deadlines.emplace(at, front_seq + pending.size() - 1);
+  ++unanswered;
+  in_flight.store(unanswered, std::memory_order_relaxed);
+  if (request.deadline.count() > 0) {
+    const auto at = clock::now() + request.deadline;
+    deadlines.emplace(at, seq);
     if (at < timer_at) arm_timer(at);
   }
-  conn->out() += frame;
+  frame(request, seq);
   // One writer at a time; while it writes, what is queued joins its next batch.
   if (!write_scheduled && !conn->writing()) {
     write_scheduled = true;
     asio::co_spawn(context, write_queued(), asio::detached);
   }
+}
+
+void client::impl::frame(const client::outgoing& request, std::uint64_t seq) {
+  using form = client::outgoing::form;
+  std::string& out = conn->out();
+  switch (request.kind) {
+    case form::raw:
+      out += request.body;
+      return;
+    case form::line:
+      wire::append_line_request(out, request.name, request.body);
+      return;
+    case form::framed:
+    case form::hello:
+      break;
+  }
+  std::optional<std::uint32_t> deadline_ms;
+  if (request.deadline.count() > 0) {
+    deadline_ms = static_cast<std::uint32_t>(
+        std::min<std::chrono::milliseconds::rep>(request.deadline.count(), UINT32_MAX));
+  }
+  // Without out-of-order replies the bytes are exactly those of a client that never heard of
+  // ids: no id is sent.
+  const bool with_id = out_of_order.load(std::memory_order_relaxed);
+  wire::append_request(out, request.name, request.enc, request.body,
+                       with_id ? std::optional<std::uint64_t>(seq) : std::nullopt, deadline_ms);
 }
 
 asio::awaitable<void> client::impl::write_queued() {
@@ -188,7 +217,7 @@ std::optional<std::size_t> client::impl::take_replies() {
     if (closed) return std::nullopt;
     const std::string_view data = conn->pending();
     if (data.empty()) return 1;
-    if (pending.empty() && subscribed) {
+    if (unanswered == 0 && subscribed) {
       const pubsub::message_parse msg = pubsub::parse_message(data, options.limits);
       if (msg.state == wire::status::need_more) return msg.need;
       if (msg.state == wire::status::error) {
@@ -206,7 +235,8 @@ std::optional<std::size_t> client::impl::take_replies() {
           make_error(errc::protocol_error, fmt::format("{} sent bytes nobody asked for", address)));
       return std::nullopt;
     }
-    const wire::reply_parse parsed = pending.front().line_reply
+    pending_call* oldest = call_for(std::nullopt);
+    const wire::reply_parse parsed = oldest != nullptr && oldest->line_reply
                                          ? wire::parse_line_reply(data, options.limits)
                                          : wire::parse_reply(data, options.limits);
     if (parsed.state == wire::status::need_more) return parsed.need;
@@ -215,18 +245,49 @@ std::optional<std::size_t> client::impl::take_replies() {
           make_error(parsed.error, fmt::format("bad reply from {}: {}", address, parsed.detail)));
       return std::nullopt;
     }
-    pending_call call = std::move(pending.front());
-    pending.pop_front();
-    ++front_seq;
-    in_flight.store(pending.size(), std::memory_order_relaxed);
     const wire::reply& rep = parsed.value;
-    if (rep.ok) {
-      complete(call, {}, std::string(rep.body));
-    } else {
-      complete(call, make_error_code(errc_from_wire_name(rep.code)), std::string(rep.body));
+    pending_call* call = call_for(rep.id);
+    if (call == nullptr) {
+      fail_all(make_error(errc::protocol_error,
+                          fmt::format("{} answered id={}, which no call is waiting for", address,
+                                      rep.id.value_or(0))));
+      return std::nullopt;
     }
+    if (call->hello && rep.ok) {
+      // Granted features are space-separated tokens; only "ooo" matters to this client.
+      for (std::string_view rest = rep.body; !rest.empty();) {
+        const std::size_t sp = rest.find(' ');
+        if (rest.substr(0, sp) == "ooo") out_of_order.store(true, std::memory_order_relaxed);
+        rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
+      }
+    }
+    if (rep.ok) {
+      complete(*call, {}, std::string(rep.body));
+    } else {
+      complete(*call, make_error_code(errc_from_wire_name(rep.code)), std::string(rep.body));
+    }
+    call->answered = true;
+    --unanswered;
+    while (!pending.empty() && pending.front().answered) {
+      pending.pop_front();
+      ++front_seq;
+    }
+    in_flight.store(unanswered, std::memory_order_relaxed);
     conn->consume(parsed.size);
   }
+}
+
+client::impl::pending_call* client::impl::call_for(const std::optional<std::uint64_t>& id) {
+  if (id && out_of_order.load(std::memory_order_relaxed)) {
+    if (*id < front_seq || *id - front_seq >= pending.size()) return nullptr;
+    pending_call& call = pending[*id - front_seq];
+    return call.answered ? nullptr : &call;
+  }
+  // In order, or a reply without an id (the server answers id-less requests in place).
+  for (pending_call& call : pending) {
+    if (!call.answered) return &call;
+  }
+  return nullptr;
 }
 
 void client::impl::arm_timer(clock::time_point at) {
@@ -239,7 +300,8 @@ void client::impl::arm_timer(clock::time_point at) {
     while (!deadlines.empty() && deadlines.top().first <= now) {
       const std::uint64_t seq = deadlines.top().second;
       deadlines.pop();
-      if (seq >= front_seq && seq - front_seq < pending.size()) {
+      if (seq >= front_seq && seq - front_seq < pending.size() &&
+          !pending[seq - front_seq].answered) {
         // The reply may still come; its slot stays so later replies keep their order.
         complete(pending[seq - front_seq], make_error_code(errc::timeout),
                  "deadline passed before the reply arrived");
@@ -255,10 +317,11 @@ void client::impl::fail_all(const error& why) {
   if (conn) conn->close();
   timer.cancel();
   while (!pending.empty()) {
-    complete(pending.front(), why.code, why.message);
+    if (!pending.front().answered) complete(pending.front(), why.code, why.message);
     pending.pop_front();
     ++front_seq;
   }
+  unanswered = 0;
   in_flight.store(0, std::memory_order_relaxed);
   deadlines = {};
   if (subscribed && on_end) {

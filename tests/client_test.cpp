@@ -160,7 +160,7 @@ TEST_CASE("per-call deadline", "[client]") {
   auto c = connect(server);
   cmdwire::call_options opt;
   opt.deadline = std::chrono::milliseconds(50);
-  const auto r = c.call<cmdwire::test::Sleep>("500", opt);
+  const auto r = c.call<cmdwire::test::Nap>("500", opt);
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code == errc::timeout);
   // The late reply is dropped; the next call gets its own reply.
@@ -192,7 +192,7 @@ TEST_CASE("connection failures", "[client]") {
       while (c.in_flight() == 0) std::this_thread::yield();
       server.ep().stop();
     });
-    const auto r = c.call<cmdwire::test::Sleep>("5000");
+    const auto r = c.call<cmdwire::test::Nap>("5000");
     stopper.join();
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == errc::connection_lost);

@@ -138,8 +138,8 @@ TEST_CASE("error replies", "[endpoint]") {
     CHECK(rest.starts_with("ERR too-large "));
   }
   SECTION("a request whose deadline passed while queued is not run") {
-    // SLEEP holds the connection for 200 ms; the PING behind it allows 1 ms.
-    s.send("SLEEP 3\n200PING deadline-ms=1\nPING\n");
+    // NAP holds the connection for 200 ms; the PING behind it allows 1 ms.
+    s.send("NAP 3\n200PING deadline-ms=1\nPING\n");
     CHECK(read_reply(s) == "OK 5\nslept\n");
     CHECK(read_reply(s).starts_with("ERR deadline "));
     CHECK(read_reply(s) == "OK 4\nPONG\n");
@@ -203,7 +203,7 @@ TEST_CASE("a stream handler reads its own body and the session continues after i
 TEST_CASE("a slow handler on one connection does not stall another", "[endpoint]") {
   test_server server;  // two worker threads; the sleeper holds neither
   raw_socket slow(server.port());
-  slow.send("SLEEP 4\n2000");
+  slow.send("NAP 4\n2000");
   raw_socket fast(server.port());
   const auto start = std::chrono::steady_clock::now();
   fast.send("PING\n");
@@ -230,8 +230,8 @@ TEST_CASE("endpoint lifecycle", "[endpoint]") {
   SECTION("stop lets a running request finish and flushes its reply before closing") {
     test_server server;
     raw_socket s(server.port());
-    s.send("SLEEP 3\n300PING\n");
-    while (server.sleeps_started() == 0) std::this_thread::yield();
+    s.send("NAP 3\n300PING\n");
+    while (server.naps_started() == 0) std::this_thread::yield();
     server.ep().stop();
     // Both requests were read before stop, so both are answered; then the server closes.
     CHECK(s.read_to_eof() == "OK 5\nslept\nOK 4\nPONG\n");
@@ -241,8 +241,8 @@ TEST_CASE("endpoint lifecycle", "[endpoint]") {
     options.drain_timeout = std::chrono::milliseconds(100);
     test_server server(options);
     raw_socket s(server.port());
-    s.send("SLEEP 5\n60000");
-    while (server.sleeps_started() == 0) std::this_thread::yield();
+    s.send("NAP 5\n60000");
+    while (server.naps_started() == 0) std::this_thread::yield();
     const auto start = std::chrono::steady_clock::now();
     server.ep().stop();
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));

@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "cmdwire/call_context.hpp"
 #include "cmdwire/codec.hpp"
 #include "cmdwire/command.hpp"
 #include "cmdwire/error.hpp"
@@ -41,6 +42,10 @@ struct client_options {
   std::string auth_token;
   /// TLS: enable it and name the CA that signed the server's certificate.
   tls_client_config tls;
+  /// Ask for out-of-order replies when connecting (`HELLO ooo`, PROTOCOL.md §8): the server
+  /// then runs this connection's async calls concurrently, so one slow call does not hold up
+  /// the others. A server that does not know HELLO is used in order, as before.
+  bool out_of_order = true;
 };
 
 struct call_options {
@@ -48,6 +53,9 @@ struct call_options {
   /// Zero: the client's default_deadline. Sent to the server as deadline-ms as well, so a
   /// request still queued there when it expires is answered `ERR deadline` instead of run.
   std::chrono::milliseconds deadline{0};
+  /// Set inside a handler to the context of the call it answers: this call then gets at most
+  /// the time that call has left (deadline propagation), and fails at once if none is left.
+  const call_context* within = nullptr;
 };
 
 /// Completion signature of raw calls: (error, body). On an error reply, `error` is the code
@@ -121,6 +129,9 @@ class client {
   /// Calls sent whose replies have not arrived yet.
   [[nodiscard]] std::size_t in_flight() const;
 
+  /// True when the server granted out-of-order replies (see client_options::out_of_order).
+  [[nodiscard]] bool out_of_order() const noexcept;
+
   /// Closes the connection; pending calls fail with errc::not_connected. Idempotent.
   void close();
 
@@ -131,14 +142,24 @@ class client {
   struct impl;
   explicit client(std::unique_ptr<impl> p) noexcept;
 
-  /// Takes a fully formatted request frame and queues it; `done` runs exactly once.
-  void start_call(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
-                  asio::any_completion_handler<raw_call_signature> done);
+  /// A request as the caller hands it over. The I/O thread frames it, with an id once
+  /// out-of-order replies are on.
+  struct outgoing {
+    enum class form : std::uint8_t { framed, line, raw, hello } kind = form::framed;
+    std::string name;
+    std::string body;  ///< raw: the whole frame
+    wire::encoding enc = wire::encoding::bin;
+    std::chrono::milliseconds deadline{0};  ///< zero: none
+  };
+
+  /// Queues `request`; `done` runs exactly once.
+  void start_call(outgoing request, asio::any_completion_handler<raw_call_signature> done);
+  /// The deadline a call gets: its own, else the client's default, capped by `within`.
+  /// Negative when `within` has no time left.
   [[nodiscard]] std::chrono::milliseconds effective_deadline(call_options opt) const noexcept;
-  [[nodiscard]] result<std::string> wait_for_reply(std::string frame, bool line_reply,
-                                                   std::chrono::milliseconds deadline);
-  static std::string make_frame(std::string_view name, wire::encoding enc, std::string_view body,
-                                std::chrono::milliseconds deadline);
+  [[nodiscard]] result<std::string> wait_for_reply(outgoing request);
+  static outgoing make_request(std::string_view name, wire::encoding enc, std::string body,
+                               std::chrono::milliseconds deadline);
   [[nodiscard]] const decode_limits& reply_decode_limits() const noexcept;
 
   template <class Resp>
@@ -151,30 +172,27 @@ class client {
   }
 
   template <class Resp>
-  asio::awaitable<result<Resp>> async_typed_call(std::string frame, call_options opt);
+  asio::awaitable<result<Resp>> async_typed_call(outgoing request, wire::encoding enc);
   template <class Token>
-  auto async_send(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
-                  Token&& token);
+  auto async_send(outgoing request, Token&& token);
 
   std::unique_ptr<impl> impl_;
 };
 
 template <class Token>
-auto client::async_send(std::string frame, bool line_reply, std::chrono::milliseconds deadline,
-                        Token&& token) {
+auto client::async_send(outgoing request, Token&& token) {
   return asio::async_initiate<Token, raw_call_signature>(
-      [this](auto handler, std::string f, bool line, std::chrono::milliseconds dl) {
-        start_call(std::move(f), line, dl,
+      [this](auto handler, outgoing r) {
+        start_call(std::move(r),
                    asio::any_completion_handler<raw_call_signature>(std::move(handler)));
       },
-      token, std::move(frame), line_reply, deadline);
+      token, std::move(request));
 }
 
 template <class Token>
 auto client::async_call_raw(std::string_view name, std::string_view body, call_options opt,
                             Token&& token) {
-  const auto deadline = effective_deadline(opt);
-  return async_send(make_frame(name, opt.enc, body, deadline), false, deadline,
+  return async_send(make_request(name, opt.enc, std::string(body), effective_deadline(opt)),
                     std::forward<Token>(token));
 }
 
@@ -183,18 +201,17 @@ result<received_t<typename C::response>> client::call(const typename C::request&
                                                       call_options opt) {
   std::string body;
   codec<typename C::request>::encode(req, opt.enc, body);
-  const auto deadline = effective_deadline(opt);
-  auto reply = wait_for_reply(make_frame(C::name, opt.enc, body, deadline), false, deadline);
+  auto reply =
+      wait_for_reply(make_request(C::name, opt.enc, std::move(body), effective_deadline(opt)));
   if (!reply) return reply.error();
   return decode_reply<received_t<typename C::response>>(std::move(*reply), opt.enc);
 }
 
 template <class Resp>
-asio::awaitable<result<Resp>> client::async_typed_call(std::string frame, call_options opt) {
-  auto [ec, body] = co_await async_send(std::move(frame), false, effective_deadline(opt),
-                                        asio::as_tuple(asio::use_awaitable));
+asio::awaitable<result<Resp>> client::async_typed_call(outgoing request, wire::encoding enc) {
+  auto [ec, body] = co_await async_send(std::move(request), asio::as_tuple(asio::use_awaitable));
   if (ec) co_return error{ec, std::move(body)};
-  co_return decode_reply<Resp>(std::move(body), opt.enc);
+  co_return decode_reply<Resp>(std::move(body), enc);
 }
 
 template <command C>
@@ -203,7 +220,7 @@ asio::awaitable<result<received_t<typename C::response>>> client::async_call(
   std::string body;
   codec<typename C::request>::encode(req, opt.enc, body);
   return async_typed_call<received_t<typename C::response>>(
-      make_frame(C::name, opt.enc, body, effective_deadline(opt)), opt);
+      make_request(C::name, opt.enc, std::move(body), effective_deadline(opt)), opt.enc);
 }
 
 }  // namespace cmdwire

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -28,8 +29,8 @@ struct Throw {  ///< always throws std::runtime_error("boom: " + body)
   using request = std::string;
   using response = std::string;
 };
-struct Sleep {  ///< async: waits `body` milliseconds on a timer, then answers "slept"
-  static constexpr std::string_view name = "SLEEP";
+struct Nap {  ///< async: waits `body` milliseconds on a timer, then answers "slept"
+  static constexpr std::string_view name = "NAP";
   using request = std::string;
   using response = std::string;
 };
@@ -42,11 +43,24 @@ class test_server {
     ep_.enable_pubsub();  // as cmdwire-server does
     ep_.handle<Throw>(
         [](const std::string& body) -> std::string { throw std::runtime_error("boom: " + body); });
-    ep_.handle<Sleep>([this](const std::string& ms) -> asio::awaitable<std::string> {
-      ++sleeps_started_;
+    ep_.handle<Nap>([this](const std::string& ms) -> asio::awaitable<std::string> {
+      ++naps_started_;
+      // Counts the naps running at once, and the highest count seen.
+      const int running = ++naps_running_;
+      for (int peak = naps_peak_.load(); running > peak;) {
+        if (naps_peak_.compare_exchange_weak(peak, running)) break;
+      }
+      struct leave {
+        std::atomic<int>& n;
+        ~leave() { --n; }
+      } on_exit{naps_running_};
       asio::steady_timer timer(co_await asio::this_coro::executor);
       timer.expires_after(std::chrono::milliseconds(std::stoi(ms)));
-      co_await timer.async_wait(asio::use_awaitable);
+      auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted) {
+        ++naps_cancelled_;  // the call was cancelled: deadline, peer gone or shutdown
+        throw boost::system::system_error(ec);
+      }
       co_return std::string("slept");
     });
     // A stream handler: reads LENGTH bytes itself and answers with them reversed, framed.
@@ -67,15 +81,22 @@ class test_server {
   [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   endpoint& ep() { return ep_; }
-  /// SLEEP requests that have started running.
-  [[nodiscard]] int sleeps_started() const { return sleeps_started_.load(); }
+  /// NAP requests that have started running, that are running, the most that ran at once,
+  /// and those whose wait was cancelled.
+  [[nodiscard]] int naps_started() const { return naps_started_.load(); }
+  [[nodiscard]] int naps_running() const { return naps_running_.load(); }
+  [[nodiscard]] int naps_peak() const { return naps_peak_.load(); }
+  [[nodiscard]] int naps_cancelled() const { return naps_cancelled_.load(); }
 
  private:
   static endpoint_options with_defaults(endpoint_options o) {
     if (o.threads == 0) o.threads = 2;
     return o;
   }
-  std::atomic<int> sleeps_started_{0};
+  std::atomic<int> naps_started_{0};
+  std::atomic<int> naps_running_{0};
+  std::atomic<int> naps_peak_{0};
+  std::atomic<int> naps_cancelled_{0};
   endpoint ep_;
   std::uint16_t port_ = 0;
 };
