@@ -158,14 +158,20 @@ asio::awaitable<void> session::run_offloaded(call& c, const handler_entry& entry
   }
   // While the handler runs elsewhere, nothing else may let this worker's run() return.
   auto keep_worker = asio::make_work_guard(conn_.executor());
-  co_await asio::post(state_.handler_pool->get_executor(), asio::use_awaitable);
-  try {
-    entry.sync(c.rc, writer);  // on a pool thread: touches only the call
-  } catch (...) {
-    fail_from_exception(c.rc, writer);
-  }
+  // A coroutine spawned on the pool: its body runs on a pool thread, and this one resumes on
+  // the connection's thread when it is done. The handler touches only the call.
+  co_await asio::co_spawn(
+      state_.handler_pool->get_executor(),
+      [&]() -> asio::awaitable<void> {
+        try {
+          entry.sync(c.rc, writer);
+        } catch (...) {
+          fail_from_exception(c.rc, writer);
+        }
+        co_return;
+      },
+      asio::use_awaitable);
   --state_.offloaded;
-  co_await asio::post(conn_.executor(), asio::use_awaitable);  // back on the connection's thread
 }
 
 void session::start_concurrent(const handler_entry& entry, const wire::request& req) {
