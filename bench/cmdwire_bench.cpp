@@ -37,6 +37,7 @@ struct cli_options {
   std::string expect;
   bool json = false;
   bool idle = false;
+  workload_options shape;
 };
 
 struct summary {
@@ -148,7 +149,7 @@ int run(const cli_options& o) {
   result<workload> work = o.raw_echo ? result<workload>(make_echo_workload(o.payload_size))
                           : !o.raw.empty()
                               ? make_raw_workload(o.raw, o.expect)
-                              : make_command_workload(o.command, o.enc, o.payload_size);
+                              : make_command_workload(o.command, o.enc, o.payload_size, o.shape);
   if (!work) {
     fmt::print(stderr, "cmdwire-bench: {}\n", work.error().message);
     return 2;
@@ -248,6 +249,16 @@ int main(int argc, char** argv) {
       app.add_option("--expect", o.expect, "the exact reply to --raw, C escapes allowed");
   raw->needs(expect)->excludes(raw_echo);
   expect->needs(raw);
+  app.add_flag("--hello", o.shape.hello,
+               "negotiate out-of-order replies (HELLO ooo) on every connection; requests carry id=")
+      ->excludes(raw_echo)
+      ->excludes(raw);
+  app.add_option("--mix-sleep", o.shape.mix_sleep_ms,
+                 "keep one 'SLEEP MS' in flight per connection among the --depth requests; "
+                 "latency is the other requests'")
+      ->check(CLI::Range(1u, 600000u))
+      ->excludes(raw_echo)
+      ->excludes(raw);
   app.add_flag("--json", o.json, "print one JSON object at the end instead of text");
   app.add_flag("--idle", o.idle,
                "open --conns connections, one request each, then hold them silent for "

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -56,8 +57,10 @@ class load::connection {
         work_(work),
         stats_(stats),
         current_(current),
-        depth_(opt.idle ? 1 : opt.depth),
+        mixed_(!work.sleep_request.empty() && !opt.idle && opt.depth > 1),
+        depth_(opt.idle ? 1 : opt.depth - (mixed_ ? 1 : 0)),
         idle_(opt.idle),
+        greeting_(!work.hello.empty()),
         sent_at_(depth_),
         in_(std::max(min_read_buffer, 2 * work.expected.size() + 2 * work.limits.max_line)) {
     batch_.reserve(work.request.size() * depth_);
@@ -68,8 +71,15 @@ class load::connection {
     socket_.async_connect(target, [this](boost::system::error_code ec) {
       if (ec) return fail(fmt::format("connect: {}", ec.message()));
       socket_.set_option(tcp::no_delay(true), ec);
-      owed_ = depth_;
-      pump_write();
+      if (greeting_) {
+        // HELLO first; the load starts once its reply has granted out-of-order replies.
+        asio::async_write(socket_, asio::buffer(work_.hello),
+                          [this](boost::system::error_code wec, std::size_t) {
+                            if (wec) fail(fmt::format("write: {}", wec.message()));
+                          });
+      } else {
+        begin_load();
+      }
       start_read();
     });
   }
@@ -82,9 +92,15 @@ class load::connection {
     socket_.close(ignored);
   }
 
+  void begin_load() {
+    owed_ = depth_;
+    sleep_owed_ = mixed_;
+    pump_write();
+  }
+
   /// Sends every request owed in one write; at most one write is in progress.
   void pump_write() {
-    if (writing_ || owed_ == 0 || !socket_.is_open()) return;
+    if (writing_ || (owed_ == 0 && !sleep_owed_) || !socket_.is_open()) return;
     if (current_.load(std::memory_order_relaxed) == phase::stop) return;
     const std::size_t k = owed_;
     owed_ = 0;
@@ -93,14 +109,19 @@ class load::connection {
       sent_at_[(sent_head_ + in_flight_) % depth_] = now;
       ++in_flight_;
     }
+    // The SLEEP goes first, so the requests after it are the ones it could hold up.
+    const std::size_t sleep_bytes = sleep_owed_ ? work_.sleep_request.size() : 0;
+    sleep_owed_ = false;
+    const std::array<asio::const_buffer, 2> both{
+        asio::buffer(work_.sleep_request.data(), sleep_bytes),
+        asio::buffer(batch_.data(), k * work_.request.size())};
     writing_ = true;
-    asio::async_write(socket_, asio::buffer(batch_.data(), k * work_.request.size()),
-                      [this](boost::system::error_code ec, std::size_t n) {
-                        writing_ = false;
-                        if (ec) return fail(fmt::format("write: {}", ec.message()));
-                        stats_.bytes_sent += n;
-                        pump_write();
-                      });
+    asio::async_write(socket_, both, [this](boost::system::error_code ec, std::size_t n) {
+      writing_ = false;
+      if (ec) return fail(fmt::format("write: {}", ec.message()));
+      stats_.bytes_sent += n;
+      pump_write();
+    });
   }
 
   void start_read() {
@@ -136,6 +157,26 @@ class load::connection {
       std::size_t size = 0;
       bool good = false;
       const std::string_view frame = work_.expected_frame;
+      if (greeting_) {
+        const wire::reply_parse hello = wire::parse_reply(data, work_.limits);
+        if (hello.state == wire::status::need_more) break;
+        if (hello.state == wire::status::error || !hello.value.ok ||
+            !hello.value.body.starts_with("ooo")) {
+          fail("the server did not grant out-of-order replies (HELLO ooo)");
+          return false;
+        }
+        in_begin_ += hello.size;
+        greeting_ = false;
+        begin_load();
+        continue;
+      }
+      const std::string_view sleep_frame = work_.sleep_reply_frame;
+      if (mixed_ && data.starts_with(sleep_frame)) {
+        in_begin_ += sleep_frame.size();
+        sleep_owed_ = true;  // replaced at the next write; its latency is not the point
+        continue;
+      }
+      if (mixed_ && sleep_frame.starts_with(data)) break;  // may become the SLEEP reply
       if (work_.kind == framing::raw) {
         if (data.size() < work_.expected.size()) break;
         size = work_.expected.size();
@@ -198,8 +239,11 @@ class load::connection {
   const workload& work_;
   thread_stats& stats_;
   const std::atomic<phase>& current_;
+  const bool mixed_;  ///< one SLEEP in flight besides the depth_ measured requests
   const unsigned depth_;
   const bool idle_;
+  bool greeting_;  ///< waiting for the HELLO reply
+  bool sleep_owed_ = false;
   std::string batch_;                       ///< `depth_` copies of the request frame
   std::vector<clock::time_point> sent_at_;  ///< ring of send times, oldest at sent_head_
   std::size_t sent_head_ = 0;

@@ -158,6 +158,14 @@ for ((round = 1; round <= rounds; ++round)); do
       done
     fi
   done
+  # Out-of-order replies (HELLO): what negotiating costs pipelined sync commands, and what it
+  # buys PINGs that share their connections with a slow async call.
+  run "$round" ooo-echo-off cmdwire --conns 16 --depth 32 --command ECHO --payload-size 16
+  run "$round" ooo-echo-on cmdwire --conns 16 --depth 32 --command ECHO --payload-size 16 --hello
+  run "$round" ooo-ping-off cmdwire --conns 16 --depth 32 --command PING
+  run "$round" ooo-ping-on cmdwire --conns 16 --depth 32 --command PING --hello
+  run "$round" mixed-off cmdwire --conns 16 --depth 32 --command PING --mix-sleep 5
+  run "$round" mixed-on cmdwire --conns 16 --depth 32 --command PING --mix-sleep 5 --hello
   echo "bench: round $round done ($((SECONDS - started)) s)"
 done
 
@@ -225,6 +233,27 @@ table=$tmp/table.md
     row ping-pipelined "16 × 32" PING cmdwire redis req/s "≥ 1.0"
   fi
 } >"$table"
+
+{
+  echo
+  echo "Out-of-order replies (\`--hello\`: HELLO ooo, requests with id=), same rounds, 16 conns × 32 in flight:"
+  echo
+  echo "| load | with HELLO | without | ratio with ÷ without (median of rounds) | target | p50 / p99 µs with | p50 / p99 µs without |"
+  echo "|---|---|---|---|---|---|---|"
+  for pair in "ooo-echo ECHO 16 B" "ooo-ping PING" "mixed PING, 1 SLEEP 5 among 31 PINGs per connection"; do
+    read -r key what <<<"$pair"
+    target="≥ 0.95"
+    [[ $key == mixed ]] && target="—"
+    printf '| %s | %.0f req/s | %.0f req/s | %.2f | %s | %.0f / %.0f | %.0f / %.0f |\n' "$what" \
+      "$(values "$key-on" cmdwire 4 | median)" "$(values "$key-off" cmdwire 4 | median)" \
+      "$(awk -F'\t' -v a="$key-on" -v b="$key-off" '
+          $2 == a { x[$1] = $4 } $2 == b { y[$1] = $4 }
+          END { for (r in x) if (r in y && y[r] > 0) printf "%.3f\n", x[r] / y[r] }' "$results" | median)" \
+      "$target" \
+      "$(values "$key-on" cmdwire 6 | median)" "$(values "$key-on" cmdwire 7 | median)" \
+      "$(values "$key-off" cmdwire 6 | median)" "$(values "$key-off" cmdwire 7 | median)"
+  done
+} >>"$table"
 
 if [[ -n $before ]]; then
   {

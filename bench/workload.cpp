@@ -42,7 +42,7 @@ std::string typed_body(wire::encoding enc, std::size_t size, Make make, std::str
 }  // namespace
 
 result<workload> make_command_workload(std::string_view command, wire::encoding enc,
-                                       std::size_t payload_size) {
+                                       std::size_t payload_size, const workload_options& options) {
   if (!wire::valid_command_name(command)) {
     return bad_option(fmt::format("'{}' is not a valid command name", command));
   }
@@ -60,6 +60,9 @@ result<workload> make_command_workload(std::string_view command, wire::encoding 
     wire::append_line_request(w.request, command, "Additional data.");
     w.expected = "Thank you.";
     wire::append_line(w.expected_frame, w.expected);
+    if (options.hello || options.mix_sleep_ms > 0) {
+      return bad_option("--hello and --mix-sleep need a framed command, not STRING");
+    }
     return w;
   } else if (command == demo::Struct::name) {
     body = typed_body<demo::ComplexData>(
@@ -73,8 +76,21 @@ result<workload> make_command_workload(std::string_view command, wire::encoding 
     w.check_body = false;
   }
   w.payload_size = body.size();
-  wire::append_request(w.request, command, enc, body);
-  if (w.check_body) wire::append_ok(w.expected_frame, w.expected);
+  // With out-of-order replies every framed request carries an id. One id for all is enough:
+  // the requests of one kind are answered in order among themselves.
+  const std::optional<std::uint64_t> id =
+      options.hello ? std::optional<std::uint64_t>(1) : std::nullopt;
+  wire::append_request(w.request, command, enc, body, id);
+  if (w.check_body) wire::append_ok(w.expected_frame, w.expected, id);
+  if (options.hello) w.hello = "HELLO 3\nooo";
+  if (options.mix_sleep_ms > 0) {
+    if (!w.check_body) return bad_option("--mix-sleep needs a command whose reply is checked");
+    const std::string ms = std::to_string(options.mix_sleep_ms);
+    const std::optional<std::uint64_t> sleep_id =
+        options.hello ? std::optional<std::uint64_t>(2) : std::nullopt;
+    wire::append_request(w.sleep_request, demo::Sleep::name, wire::encoding::bin, ms, sleep_id);
+    wire::append_ok(w.sleep_reply_frame, fmt::format("slept {} ms", ms), sleep_id);
+  }
   return w;
 }
 

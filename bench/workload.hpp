@@ -27,13 +27,27 @@ struct workload {
   std::string expected_frame;
   std::size_t payload_size = 0;  ///< body bytes of one request (for MB/s).
   wire::limits limits;           ///< reply limits; max_body covers what the command can answer.
+  /// Sent first on every connection, whose reply must grant out-of-order replies (--hello).
+  std::string hello;
+  /// --mix-sleep: one request in each connection's window is this SLEEP, whose reply (this
+  /// frame) may come out of order; only the other requests' latency is recorded.
+  std::string sleep_request;
+  std::string sleep_reply_frame;
+};
+
+struct workload_options {
+  /// Negotiate out-of-order replies (HELLO ooo); framed requests then carry `id=`.
+  bool hello = false;
+  /// Keep one `SLEEP ms` in flight per connection among the other requests (0: none).
+  unsigned mix_sleep_ms = 0;
 };
 
 /// Builds the frame for a cmdwire command. ECHO, PING, STRUCT, PROTO and STRING replies are
 /// verified exactly; any other command sends `payload_size` bytes and accepts any OK reply.
 /// STRUCT and PROTO send a demo chain just deep enough to reach `payload_size` bytes.
 [[nodiscard]] result<workload> make_command_workload(std::string_view command, wire::encoding enc,
-                                                     std::size_t payload_size);
+                                                     std::size_t payload_size,
+                                                     const workload_options& options = {});
 
 /// `--raw-echo`: `payload_size` bytes that must come back unchanged.
 [[nodiscard]] workload make_echo_workload(std::size_t payload_size);
