@@ -176,7 +176,8 @@ void client::impl::frame(const client::outgoing& request, std::uint64_t seq) {
       break;
   }
   std::optional<std::uint32_t> deadline_ms;
-  if (request.deadline.count() > 0) {
+  // HELLO is about the connection, not a call: the client waits for it, the server need not.
+  if (request.deadline.count() > 0 && request.kind != form::hello) {
     deadline_ms = static_cast<std::uint32_t>(
         std::min<std::chrono::milliseconds::rep>(request.deadline.count(), UINT32_MAX));
   }

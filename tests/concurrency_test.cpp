@@ -1,7 +1,11 @@
 // Out-of-order replies (HELLO), concurrent calls per connection, the handler's call_context
 // (deadline, cancellation, propagation) and offloaded handlers.
+#include <fmt/format.h>
+
 #include <atomic>
+#include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
@@ -254,4 +258,76 @@ TEST_CASE("offloaded handlers: the I/O thread keeps serving, a full queue says b
   release.set_value();
   CHECK(blocked.get_future().get().value() == "released");
   CHECK(runs == 1);
+}
+
+TEST_CASE("a server that does not know HELLO is used in order, without ids", "[ooo]") {
+  // A server from before HELLO, played by hand: it answers anything with ERR
+  // unknown-command or PONG, in order, and keeps what it received.
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = acceptor.local_endpoint().port();
+  std::promise<std::string> received;
+  std::jthread old_server([&] {
+    auto peer = acceptor.accept();
+    std::string in;
+    char buf[4096];
+    boost::system::error_code ec;
+    // HELLO 3\nooo, then two PINGs.
+    while (in.find("PING 0 deadline-ms=10000\nPING 0 deadline-ms=10000\n") == std::string::npos &&
+           !ec) {
+      const std::size_t n = peer.read_some(asio::buffer(buf), ec);
+      in.append(buf, n);
+      if (in == "HELLO 3\nooo") {
+        asio::write(peer,
+                    asio::buffer(std::string("ERR unknown-command 23\nunknown command 'HELLO'\n")));
+      }
+    }
+    asio::write(peer, asio::buffer(std::string("OK 4\nPONG\nOK 4\nPONG\n")), ec);
+    received.set_value(in);
+    (void)peer.read_some(asio::buffer(buf), ec);  // until the client closes
+  });
+  {
+    auto c = cmdwire::client::connect("127.0.0.1:" + std::to_string(port));
+    INFO((c.has_value() ? std::string("connected") : c.error().message));
+    REQUIRE(c.has_value());
+    CHECK_FALSE(c->out_of_order());
+    std::promise<std::string> first;
+    cmdwire::call_options in_time;
+    in_time.deadline = 10s;  // a client that waits for ever would hang the test, not fail it
+    c->async_call_raw("PING", "", in_time, [&](std::error_code ec, std::string body) {
+      first.set_value(ec ? "error" : body);
+    });
+    CHECK(c->call<cmdwire::demo::Ping>({}, in_time).value() == "PONG");
+    CHECK(first.get_future().get() == "PONG");
+  }
+  // Today's bytes: the deadline, but no id=.
+  CHECK(received.get_future().get() ==
+        "HELLO 3\noooPING 0 deadline-ms=10000\nPING 0 deadline-ms=10000\n");
+}
+
+TEST_CASE("HASH is the documented FNV-1a chain", "[demo]") {
+  // Recomputed here from the description in PROTOCOL.md §7.
+  const auto fnv_chain = [](std::uint64_t rounds, std::string_view text) {
+    std::uint64_t digest = 14695981039346656037ull;
+    for (std::uint64_t r = 0; r < rounds; ++r) {
+      std::uint64_t h = 14695981039346656037ull;
+      for (int i = 0; i < 8; ++i) h = (h ^ ((digest >> (8 * i)) & 0xff)) * 1099511628211ull;
+      for (const char ch : text) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+      digest = h;
+    }
+    return fmt::format("{:016x}", digest);
+  };
+  test_server server;
+  auto c = cmdwire::client::connect(server.address());
+  REQUIRE(c.has_value());
+  CHECK(c->call_line("HASH", "0 x").value() == "cbf29ce484222325");  // the FNV offset basis
+  CHECK(c->call_line("HASH", "3 ab").value() == fnv_chain(3, "ab"));
+  CHECK(c->call_line("HASH", "100000 hello world").value() == fnv_chain(100000, "hello world"));
+  CHECK(c->call_line("HASH", "1 ").value() == fnv_chain(1, ""));
+  const auto bad = c->call_line("HASH", "lots x");
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().code == errc::bad_request);
+  const auto bad_sleep = c->call_line("SLEEP", "-1");
+  REQUIRE_FALSE(bad_sleep.has_value());
+  CHECK(bad_sleep.error().code == errc::bad_request);
 }
