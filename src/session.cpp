@@ -109,8 +109,30 @@ asio::awaitable<std::optional<std::size_t>> session::answer_buffered() {
     }
     conn_.consume(parsed.size);
     ++answered;
+    // Most requests are answered right here, without the cost of a coroutine frame.
+    if (answer_now(entry, parsed.value)) continue;
     if (!co_await dispatch(entry, parsed.value)) co_return std::nullopt;
   }
+}
+
+bool session::answer_now(const handler_entry* entry, const wire::request& req) {
+  // Anything that may have to wait for running calls (a barrier, §10) goes to dispatch().
+  const bool calls_running = !calls_.empty() || tasks_ > 0;
+  if (calls_running && (!req.head.id || req.line_form)) return false;
+  if (entry == nullptr) {
+    if (req.head.name == hello_command) return false;
+    wire::append_error(conn_.out(), errc::unknown_command,
+                       fmt::format("unknown command '{}'", req.head.name), req.head.id);
+    return true;
+  }
+  if (!entry->sync || entry->offload) return false;
+  if (const auto deadline = deadline_of(req); deadline && steady_clock::now() > *deadline) {
+    wire::append_error(conn_.out(), errc::deadline_exceeded,
+                       "deadline passed before the request could run", req.head.id);
+    return true;
+  }
+  run_sync(*entry, req);
+  return true;
 }
 
 asio::awaitable<bool> session::dispatch(const handler_entry* entry, const wire::request& req) {

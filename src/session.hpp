@@ -86,6 +86,9 @@ class session final : public stream {
   /// Every complete request already buffered; returns the bytes needed for the next one, or
   /// nothing when the session is over.
   asio::awaitable<std::optional<std::size_t>> answer_buffered();
+  /// Answers a request that needs no waiting (a sync handler, an unknown command) at once;
+  /// false if it must go through dispatch().
+  bool answer_now(const handler_entry* entry, const wire::request& req);
   /// Answers one whole request (its views point into the receive buffer). False: the session
   /// is over.
   asio::awaitable<bool> dispatch(const handler_entry* entry, const wire::request& req);
