@@ -167,7 +167,8 @@ asio::awaitable<bool> session::dispatch(const handler_entry* entry, const wire::
     while (calls_.size() >= opt_.max_concurrent) {
       // Backpressure: read nothing more until a call ends; what is owed goes out meanwhile.
       if (auto ec = co_await conn_.flush(); ec) co_return false;
-      co_await wait_for_a_call();
+      // Checked again: a call may have ended during the flush, and its wake-up is not kept.
+      if (calls_.size() >= opt_.max_concurrent) co_await wait_for_a_call();
     }
     start_concurrent(*entry, req);
   } else {

@@ -2,6 +2,7 @@
 // when the answer is wanted, and whether it still is (deadline passed, peer gone, shutdown).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
@@ -52,15 +53,22 @@ class call_context {
     // Rounded up: 0.4 ms left is still time, and must not read as "passed".
     return std::chrono::ceil<std::chrono::milliseconds>(left);
   }
-  [[nodiscard]] bool cancelled() const noexcept { return reason_ != cancel_reason::none; }
-  [[nodiscard]] cancel_reason why_cancelled() const noexcept { return reason_; }
+  /// Safe to poll from any thread (an offloaded handler runs on the handler pool).
+  [[nodiscard]] bool cancelled() const noexcept { return why_cancelled() != cancel_reason::none; }
+  [[nodiscard]] cancel_reason why_cancelled() const noexcept {
+    return reason_.load(std::memory_order_acquire);
+  }
   /// Fires (terminal cancellation) when the call is cancelled.
   [[nodiscard]] asio::cancellation_slot cancellation_slot() noexcept { return signal_.slot(); }
 
   /// For the endpoint: records why and emits the signal. Only the first reason counts.
+  /// Call on the connection's thread (the signal is not thread-safe).
   void cancel(cancel_reason why) noexcept {
-    if (reason_ != cancel_reason::none || why == cancel_reason::none) return;
-    reason_ = why;
+    cancel_reason none = cancel_reason::none;
+    if (why == cancel_reason::none ||
+        !reason_.compare_exchange_strong(none, why, std::memory_order_acq_rel)) {
+      return;
+    }
     signal_.emit(asio::cancellation_type::terminal);
   }
 
@@ -69,7 +77,7 @@ class call_context {
   std::optional<std::uint64_t> id_;
   wire::encoding enc_;
   std::optional<clock::time_point> deadline_;
-  cancel_reason reason_ = cancel_reason::none;
+  std::atomic<cancel_reason> reason_{cancel_reason::none};
   asio::cancellation_signal signal_;
 };
 
