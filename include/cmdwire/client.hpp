@@ -1,5 +1,6 @@
 // The client side: one TCP connection to an endpoint, typed calls through command
-// descriptors, many calls in flight (pipelined, answered in order), per-call deadlines.
+// descriptors, many calls in flight (pipelined; paired by id when the server grants out-of-order
+// replies, else by order), per-call deadlines.
 #pragma once
 
 #include <boost/asio/any_completion_handler.hpp>
