@@ -1,6 +1,5 @@
-// The client side: one TCP connection to an endpoint, typed calls through command
-// descriptors, many calls in flight (pipelined; paired by id when the server grants out-of-order
-// replies, else by order), per-call deadlines.
+// The client side: one TCP connection to an endpoint, typed calls through command descriptors,
+// many calls in flight (paired by id with out-of-order replies, else by order), deadlines.
 #pragma once
 
 #include <boost/asio/any_completion_handler.hpp>
