@@ -2,6 +2,7 @@
 // reads against its limits, queued writes, and its separate read and write deadlines.
 #include "src/connection.hpp"
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -9,7 +10,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
-#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -152,8 +152,7 @@ TEST_CASE("connection: a read and a write in flight keep their own deadlines") {
       },
       asio::detached);
   asio::co_spawn(
-      p.ctx, [&]() -> asio::awaitable<void> { which = co_await conn.watch(10ms); },
-      asio::detached);
+      p.ctx, [&]() -> asio::awaitable<void> { which = co_await conn.watch(10ms); }, asio::detached);
   CHECK(run_until(p.ctx, which) == connection::overdue::write);
   CHECK(conn.writing());
   CHECK(conn.reading());
