@@ -161,7 +161,7 @@ class load::connection {
         const wire::reply_parse hello = wire::parse_reply(data, work_.limits);
         if (hello.state == wire::status::need_more) break;
         if (hello.state == wire::status::error || !hello.value.ok ||
-            !hello.value.body.starts_with("ooo")) {
+            !wire::has_feature(hello.value.body, "ooo")) {
           fail("the server did not grant out-of-order replies (HELLO ooo)");
           return false;
         }

@@ -46,11 +46,19 @@ result<client> client::connect(std::string_view host_port, client_options option
     }
   }
   if (options.out_of_order) {
-    outgoing hello = make_request("HELLO", wire::encoding::bin, "ooo", options.connect_timeout);
-    hello.kind = outgoing::form::hello;
+    // A raw frame: HELLO is about the connection, so it carries no deadline-ms; the client
+    // still gives up on it after the connect timeout.
+    outgoing hello;
+    hello.kind = outgoing::form::raw;
+    hello.body = "HELLO 3\nooo";
+    hello.deadline = options.connect_timeout;
     // Granted or not, the connection works: an older server answers unknown-command and the
     // client pairs replies by order, as before. Only a lost connection is a failure here.
     auto granted = c.wait_for_reply(std::move(hello));
+    // Stored before connect() returns, so every call made on the client sees it.
+    if (granted && wire::has_feature(*granted, "ooo")) {
+      c.impl_->out_of_order.store(true, std::memory_order_relaxed);
+    }
     if (!granted &&
         (granted.error().code == errc::connection_lost ||
          granted.error().code == errc::not_connected || granted.error().code == errc::timeout)) {

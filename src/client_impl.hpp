@@ -35,7 +35,6 @@ struct client::impl {
     asio::any_completion_handler<raw_call_signature> done;  ///< empty once timed out
     asio::any_completion_executor work;  ///< keeps the caller's executor busy while we wait
     bool line_reply = false;
-    bool hello = false;     ///< the HELLO sent on connecting: its reply says what was granted
     bool answered = false;  ///< its reply came (out of order); the slot goes once those before do
   };
 
@@ -65,8 +64,8 @@ struct client::impl {
   client::message_handler on_message;
   client::end_handler on_end;
   std::atomic<std::size_t> in_flight{0};
-  /// Granted by the server's HELLO reply; written once on the I/O thread, before any call
-  /// that could be paired by id is sent.
+  /// Granted by the server's HELLO reply; stored by connect() before it returns, so before
+  /// any call that could be paired by id is made.
   std::atomic<bool> out_of_order{false};
   std::atomic<bool> shut_down{false};  ///< set by shutdown(): calls fail at once from then on
 

@@ -132,7 +132,7 @@ void client::impl::complete(pending_call& call, std::error_code ec, std::string 
 void client::impl::enqueue(client::outgoing request,
                            asio::any_completion_handler<raw_call_signature> done) {
   using form = client::outgoing::form;
-  pending_call call{std::move(done), {}, request.kind == form::line, request.kind == form::hello};
+  pending_call call{std::move(done), {}, request.kind == form::line};
   call.work = asio::prefer(asio::get_associated_executor(call.done, context.get_executor()),
                            asio::execution::outstanding_work.tracked);
   if (closed) {
@@ -172,12 +172,10 @@ void client::impl::frame(const client::outgoing& request, std::uint64_t seq) {
       wire::append_line_request(out, request.name, request.body);
       return;
     case form::framed:
-    case form::hello:
       break;
   }
   std::optional<std::uint32_t> deadline_ms;
-  // HELLO is about the connection, not a call: the client waits for it, the server need not.
-  if (request.deadline.count() > 0 && request.kind != form::hello) {
+  if (request.deadline.count() > 0) {
     deadline_ms = static_cast<std::uint32_t>(
         std::min<std::chrono::milliseconds::rep>(request.deadline.count(), UINT32_MAX));
   }
@@ -253,14 +251,6 @@ std::optional<std::size_t> client::impl::take_replies() {
                           fmt::format("{} answered id={}, which no call is waiting for", address,
                                       rep.id.value_or(0))));
       return std::nullopt;
-    }
-    if (call->hello && rep.ok) {
-      // Granted features are space-separated tokens; only "ooo" matters to this client.
-      for (std::string_view rest = rep.body; !rest.empty();) {
-        const std::size_t sp = rest.find(' ');
-        if (rest.substr(0, sp) == "ooo") out_of_order.store(true, std::memory_order_relaxed);
-        rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
-      }
     }
     if (rep.ok) {
       complete(*call, {}, std::string(rep.body));

@@ -183,14 +183,7 @@ asio::awaitable<bool> session::dispatch(const handler_entry* entry, const wire::
 void session::answer_hello(const wire::request& req) {
   // Body: the features asked for, separated by spaces. Unknown ones are not granted, so a
   // newer client can ask an older server for more than it knows.
-  bool wants_ooo = false;
-  std::string_view rest = req.body;
-  while (!rest.empty()) {
-    const std::size_t sp = rest.find(' ');
-    const std::string_view feature = rest.substr(0, sp);
-    if (feature == "ooo") wants_ooo = true;
-    rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
-  }
+  const bool wants_ooo = wire::has_feature(req.body, "ooo");
   out_of_order_ = wants_ooo;
   body_.clear();
   if (wants_ooo) body_ = fmt::format("ooo max-concurrent={}", opt_.max_concurrent);

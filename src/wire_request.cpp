@@ -111,6 +111,19 @@ bool valid_command_name(std::string_view name) noexcept {
          std::all_of(name.begin(), name.end(), is_name_char);
 }
 
+bool has_feature(std::string_view features, std::string_view feature) noexcept {
+  while (!features.empty()) {
+    const std::size_t sp = features.find(' ');
+    const std::string_view token = features.substr(0, sp);
+    if (token == feature || (token.starts_with(feature) && token.size() > feature.size() &&
+                             token[feature.size()] == '=')) {
+      return true;
+    }
+    features = sp == std::string_view::npos ? std::string_view() : features.substr(sp + 1);
+  }
+  return false;
+}
+
 line_parse parse_line(std::string_view buf, std::size_t max_line) {
   line_parse out;
   const std::size_t lf = find_lf(buf, max_line);

@@ -878,3 +878,14 @@ TEST_CASE("protocol: after a line-form request only ERR switches to framed parsi
   CHECK(r.value.body == "OK 5");
   CHECK(r.size == 5);
 }
+
+TEST_CASE("has_feature finds a token, or a token=value, in a HELLO feature list") {
+  CHECK(wire::has_feature("ooo", "ooo"));
+  CHECK(wire::has_feature("zstd ooo", "ooo"));
+  CHECK(wire::has_feature("ooo max-concurrent=64", "max-concurrent"));
+  CHECK_FALSE(wire::has_feature("", "ooo"));
+  CHECK_FALSE(wire::has_feature("oooo", "ooo"));
+  CHECK_FALSE(wire::has_feature("oo", "ooo"));
+  CHECK_FALSE(wire::has_feature("max-concurrent", "max"));
+  CHECK_FALSE(wire::has_feature("ooo-x", "ooo"));
+}

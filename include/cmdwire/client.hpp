@@ -145,7 +145,7 @@ class client {
   /// A request as the caller hands it over. The I/O thread frames it, with an id once
   /// out-of-order replies are on.
   struct outgoing {
-    enum class form : std::uint8_t { framed, line, raw, hello } kind = form::framed;
+    enum class form : std::uint8_t { framed, line, raw } kind = form::framed;
     std::string name;
     std::string body;  ///< raw: the whole frame
     wire::encoding enc = wire::encoding::bin;

@@ -127,6 +127,10 @@ void append_error(std::string& out, errc code, std::string_view message,
 /// `LINE LF`: the reply to a line-form request of a line command.
 void append_line(std::string& out, std::string_view line);
 
+/// True if the space-separated `features` (a HELLO body or its reply, PROTOCOL.md §10) hold the
+/// token `feature`, or a `feature=VALUE` token.
+[[nodiscard]] bool has_feature(std::string_view features, std::string_view feature) noexcept;
+
 /// True if `name` is a valid command name: 1-64 bytes of ASCII letters, digits, `_ - . : /`.
 [[nodiscard]] bool valid_command_name(std::string_view name) noexcept;
 
