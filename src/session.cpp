@@ -119,20 +119,25 @@ bool session::answer_now(const handler_entry* entry, const wire::request& req) {
   // Anything that may have to wait for running calls (a barrier, §10) goes to dispatch().
   const bool calls_running = !calls_.empty() || tasks_ > 0;
   if (calls_running && (!req.head.id || req.line_form)) return false;
-  if (entry == nullptr) {
-    if (req.head.name == hello_command) return false;
+  if (entry == nullptr && req.head.name == hello_command) return false;
+  if (refuse(entry, req)) return true;
+  if (!entry->sync || entry->offload) return false;
+  run_sync(*entry, req);
+  return true;
+}
+
+bool session::refuse(const handler_entry* entry, const wire::request& req) {
+  if (entry == nullptr && req.head.name != hello_command) {
     wire::append_error(conn_.out(), errc::unknown_command,
                        fmt::format("unknown command '{}'", req.head.name), req.head.id);
     return true;
   }
-  if (!entry->sync || entry->offload) return false;
   if (const auto deadline = deadline_of(req); deadline && steady_clock::now() > *deadline) {
     wire::append_error(conn_.out(), errc::deadline_exceeded,
                        "deadline passed before the request could run", req.head.id);
     return true;
   }
-  run_sync(*entry, req);
-  return true;
+  return false;
 }
 
 asio::awaitable<bool> session::dispatch(const handler_entry* entry, const wire::request& req) {
@@ -146,16 +151,7 @@ asio::awaitable<bool> session::dispatch(const handler_entry* entry, const wire::
       (!calls_.empty() || tasks_ > 0)) {
     co_await finish_calls(cancel_reason::none);
   }
-  if (entry == nullptr && !is_hello) {
-    wire::append_error(conn_.out(), errc::unknown_command,
-                       fmt::format("unknown command '{}'", req.head.name), req.head.id);
-    co_return true;
-  }
-  if (const auto deadline = deadline_of(req); deadline && steady_clock::now() > *deadline) {
-    wire::append_error(conn_.out(), errc::deadline_exceeded,
-                       "deadline passed before the request could run", req.head.id);
-    co_return true;
-  }
+  if (refuse(entry, req)) co_return true;
   if (is_hello) {
     answer_hello(req);
   } else if (inline_sync) {

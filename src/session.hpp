@@ -89,6 +89,9 @@ class session final : public stream {
   /// Answers a request that needs no waiting (a sync handler, an unknown command) at once;
   /// false if it must go through dispatch().
   bool answer_now(const handler_entry* entry, const wire::request& req);
+  /// Answers an unknown command, or a request whose deadline passed before it could run;
+  /// false for a request that is to run (HELLO included).
+  bool refuse(const handler_entry* entry, const wire::request& req);
   /// Answers one whole request (its views point into the receive buffer). False: the session
   /// is over.
   asio::awaitable<bool> dispatch(const handler_entry* entry, const wire::request& req);
