@@ -1,12 +1,16 @@
 // The buffered connection: receive buffer management, deadlines, queued writes, TLS.
 #include "connection.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ostream.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -39,10 +43,43 @@ bool is_normal_close(const boost::system::error_code& ec) noexcept {
          ec == asio::error::bad_descriptor;
 }
 
-connection::connection(tcp::socket socket, const connection_options& options)
+namespace {
+
+template <class Endpoint>
+Endpoint convert(const asio::generic::stream_protocol::endpoint& from) {
+  Endpoint to;
+  if (from.size() > to.capacity()) return to;
+  std::memcpy(to.data(), from.data(), from.size());
+  to.resize(from.size());
+  return to;
+}
+
+/// "unix:/path (uid 1000, pid 4242)": the path is the server's, whichever side asks.
+std::string unix_peer_name(asio::generic::stream_protocol::socket& socket) {
+  boost::system::error_code ec;
+  using local = asio::local::stream_protocol::endpoint;
+  std::string path = convert<local>(socket.remote_endpoint(ec)).path();
+  if (path.empty()) path = convert<local>(socket.local_endpoint(ec)).path();
+  ucred cred{};
+  socklen_t size = sizeof cred;
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0) {
+    return "unix:" + path;
+  }
+  return fmt::format("unix:{} (uid {}, pid {})", path, cred.uid, cred.pid);
+}
+
+}  // namespace
+
+connection::connection(socket_type socket, const connection_options& options)
     : options_(options), socket_(std::move(socket)), buffer_(options.initial_buffer) {
   boost::system::error_code ec;
-  peer_ = socket_.remote_endpoint(ec);
+  unix_ = socket_.is_open() && socket_.local_endpoint(ec).protocol().family() == AF_UNIX;
+  if (unix_) {
+    peer_name_ = unix_peer_name(socket_);
+  } else {
+    peer_ = convert<tcp::endpoint>(socket_.remote_endpoint(ec));
+    peer_name_ = fmt::format("{}", fmt::streamed(peer_));
+  }
   account();
 }
 
@@ -65,7 +102,7 @@ auto connection::async_write_all(const Buffers& buffers) {
 
 void connection::close() noexcept {
   boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.shutdown(socket_type::shutdown_both, ec);
   socket_.close(ec);
 }
 
@@ -74,7 +111,7 @@ void connection::stop_reading() noexcept {
   if (!reading_) return;
   // Wakes the pending read with end of input and leaves the sending side to flush replies.
   boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  socket_.shutdown(socket_type::shutdown_receive, ec);
   if (ec) close();
 }
 
@@ -243,7 +280,7 @@ asio::awaitable<void> connection::linger_close() {
   constexpr std::size_t max_discard = 1u << 20;
   constexpr auto max_linger = std::chrono::seconds(2);
   boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  socket_.shutdown(socket_type::shutdown_send, ignored);
   read_deadline_ = steady_clock::now() +
                    (options_.request_timeout.count() > 0
                         ? std::min<std::chrono::milliseconds>(max_linger, options_.request_timeout)

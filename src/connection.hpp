@@ -1,13 +1,14 @@
-// A buffered byte stream over one TCP connection, plain or TLS: the receive buffer and its
-// limits, queued writes, and one deadline for reading and one for writing. Not installed.
+// A buffered byte stream over one connection (TCP or Unix domain, plain or TLS): the receive
+// buffer and its limits, queued writes, and one deadline for reading and one for writing.
+// Not installed.
 //
-// The server's sessions and the client both run on it. The transport (TCP socket, optional TLS
-// on top) is the only part that knows what carries the bytes: a Unix-domain transport adds a
-// socket type there and nothing else.
+// The server's sessions and the client both run on it. The socket is Asio's generic stream
+// socket, so TCP and Unix-domain connections share every line below the transport.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -50,7 +51,11 @@ class connection {
  public:
   using error_code = boost::system::error_code;
 
-  connection(asio::ip::tcp::socket socket, const connection_options& options);
+  using socket_type = asio::generic::stream_protocol::socket;
+
+  /// A TCP or Unix-domain socket, connected. TCP sockets convert implicitly:
+  /// `connection(socket_type(std::move(tcp_socket)), options)`.
+  connection(socket_type socket, const connection_options& options);
   ~connection();
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -62,7 +67,12 @@ class connection {
   asio::awaitable<error_code> start_tls(asio::ssl::context& context,
                                         asio::ssl::stream_base::handshake_type side,
                                         const std::string& host = {});
+  /// The peer's IP address and port; unspecified (0.0.0.0:0) on a Unix-domain socket.
   [[nodiscard]] const asio::ip::tcp::endpoint& peer() const noexcept { return peer_; }
+  /// The peer for people: "127.0.0.1:61000", or "unix:/run/x.sock (uid 1000, pid 4242)" with
+  /// the credentials the kernel gives (SO_PEERCRED).
+  [[nodiscard]] const std::string& peer_name() const noexcept { return peer_name_; }
+  [[nodiscard]] bool is_unix() const noexcept { return unix_; }
   [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
   [[nodiscard]] asio::any_io_executor executor() noexcept { return socket_.get_executor(); }
   /// Ends the connection: pending reads and writes complete with operation_aborted.
@@ -144,10 +154,12 @@ class connection {
   void write_finished() noexcept;
 
   connection_options options_;
-  asio::ip::tcp::socket socket_;
-  /// Engaged once start_tls() ran; wraps socket_, which stays the one TCP connection.
-  std::optional<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+  socket_type socket_;
+  /// Engaged once start_tls() ran; wraps socket_, which stays the one connection.
+  std::optional<asio::ssl::stream<socket_type&>> tls_;
   asio::ip::tcp::endpoint peer_;
+  std::string peer_name_;
+  bool unix_ = false;
 
   std::vector<char> buffer_;
   std::size_t begin_ = 0;

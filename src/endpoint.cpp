@@ -9,11 +9,16 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "broker.hpp"
 #include "datagram.hpp"
@@ -76,7 +81,7 @@ struct endpoint::impl {
         continue;
       }
       boost::system::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);  // replies are batched already
+      if (l.unix_path.empty()) socket.set_option(tcp::no_delay(true), ignored);  // replies batch
       if (shared.connections.load() >= options.max_connections) {
         ++shared.rejected_busy;
         asio::co_spawn(target.context, refuse_busy(std::move(socket)), asio::detached);
@@ -92,12 +97,12 @@ struct endpoint::impl {
   }
 
   /// Tells an over-limit connection why it is closed; the write is best effort.
-  static asio::awaitable<void> refuse_busy(tcp::socket socket) {
+  static asio::awaitable<void> refuse_busy(asio::generic::stream_protocol::socket socket) {
     std::string reply;
     wire::append_error(reply, errc::busy, "server at its connection limit; try again later");
     co_await asio::async_write(socket, asio::buffer(reply), nothrow);
     boost::system::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.shutdown(asio::socket_base::shutdown_both, ignored);
   }
 
   void join() {
@@ -204,20 +209,88 @@ result<std::uint16_t> endpoint::serve(std::string_view host, std::uint16_t port,
   auto& ctx = impl_->workers.front()->context;
   auto where = resolve_listen_address(ctx, host, port);
   if (!where) return where.error();
-  auto l = std::make_unique<detail::listener>(detail::listener{tcp::acceptor(ctx), std::move(fn)});
+  tcp::acceptor acceptor(ctx);
   boost::system::error_code ec;
   const auto fail = [&](std::string_view step) {
     return error{ec,
                  fmt::format("cannot listen on {}:{} ({}): {}", host, port, step, ec.message())};
   };
-  if (l->acceptor.open(where->protocol(), ec); ec) return fail("open");
-  if (l->acceptor.set_option(tcp::acceptor::reuse_address(true), ec); ec) return fail("option");
-  if (l->acceptor.bind(*where, ec); ec) return fail("bind");
-  if (l->acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) return fail("listen");
-  const auto bound = l->acceptor.local_endpoint(ec);
+  if (acceptor.open(where->protocol(), ec); ec) return fail("open");
+  if (acceptor.set_option(tcp::acceptor::reuse_address(true), ec); ec) return fail("option");
+  if (acceptor.bind(*where, ec); ec) return fail("bind");
+  if (acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) return fail("listen");
+  const auto bound = acceptor.local_endpoint(ec);
   if (ec) return fail("local_endpoint");
-  impl_->listeners.push_back(std::move(l));
+  impl_->listeners.push_back(std::make_unique<detail::listener>(detail::listener{
+      asio::basic_socket_acceptor<asio::generic::stream_protocol>(std::move(acceptor)), std::move(fn), {}}));
   return bound.port();
+}
+
+namespace {
+/// Makes way for a Unix-domain listener at `path`: a socket file nobody listens on any more
+/// (a server that crashed) is removed; a live one, or a file that is not a socket, is an error.
+result<void> clear_stale_socket(asio::io_context& ctx, const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return {};  // nothing there
+  if (!S_ISSOCK(st.st_mode)) {
+    return make_error(errc::bad_address,
+                      fmt::format("cannot listen on unix:{}: the file exists and is not a socket",
+                                  path));
+  }
+  asio::local::stream_protocol::socket probe(ctx);
+  boost::system::error_code ec;
+  probe.connect(asio::local::stream_protocol::endpoint(path), ec);
+  if (!ec) {
+    return error{make_error_code(std::errc::address_in_use),
+                 fmt::format("cannot listen on unix:{}: a server is already listening there", path)};
+  }
+  if (ec != asio::error::connection_refused) {
+    return error{ec, fmt::format("cannot listen on unix:{}: {}", path, ec.message())};
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return error{std::error_code(errno, std::generic_category()),
+                 fmt::format("cannot remove the stale socket file {}", path)};
+  }
+  return {};
+}
+}  // namespace
+
+result<void> endpoint::listen_unix(std::string_view path, std::optional<unsigned> mode) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->state != lifecycle::init) {
+    return error{make_error_code(errc::not_connected), "listen before start()"};
+  }
+  if (impl_->options.tls && !impl_->tls) {
+    auto context = detail::make_server_tls(*impl_->options.tls);
+    if (!context) return context.error();
+    impl_->tls = std::move(*context);
+  }
+  const std::string file(path);
+  if (file.empty() || file.size() >= sizeof(sockaddr_un::sun_path)) {
+    return make_error(errc::bad_address,
+                      fmt::format("a Unix socket path is 1-{} bytes", sizeof(sockaddr_un::sun_path) - 1));
+  }
+  auto& ctx = impl_->workers.front()->context;
+  if (auto cleared = clear_stale_socket(ctx, file); !cleared) return cleared.error();
+  asio::local::stream_protocol::acceptor acceptor(ctx);
+  boost::system::error_code ec;
+  const auto fail = [&](std::string_view step) {
+    return error{ec, fmt::format("cannot listen on unix:{} ({}): {}", file, step, ec.message())};
+  };
+  if (acceptor.open(asio::local::stream_protocol(), ec); ec) return fail("open");
+  if (acceptor.bind(asio::local::stream_protocol::endpoint(file), ec); ec) return fail("bind");
+  if (mode && ::chmod(file.c_str(), static_cast<mode_t>(*mode)) != 0) {
+    ec.assign(errno, boost::system::generic_category());
+    ::unlink(file.c_str());
+    return fail("chmod");
+  }
+  if (acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
+    ::unlink(file.c_str());
+    return fail("listen");
+  }
+  impl_->listeners.push_back(std::make_unique<detail::listener>(detail::listener{
+      asio::basic_socket_acceptor<asio::generic::stream_protocol>(std::move(acceptor)), {}, file}));
+  return {};
 }
 
 result<std::uint16_t> endpoint::listen(std::string_view host, std::uint16_t port) {
@@ -258,8 +331,16 @@ std::uint16_t endpoint::port() const noexcept {
   std::lock_guard lock(impl_->mutex);
   if (impl_->listeners.empty()) return 0;
   boost::system::error_code ec;
-  const auto ep = impl_->listeners.front()->acceptor.local_endpoint(ec);
-  return ec ? 0 : ep.port();
+  for (const auto& l : impl_->listeners) {
+    if (!l->unix_path.empty()) continue;
+    const auto ep = l->acceptor.local_endpoint(ec);
+    if (ec || ep.size() > sizeof(sockaddr_storage)) return 0;
+    tcp::endpoint ip;
+    std::memcpy(ip.data(), ep.data(), ep.size());
+    ip.resize(ep.size());
+    return ip.port();
+  }
+  return 0;
 }
 
 std::vector<std::string> endpoint::command_names() const {
@@ -308,6 +389,11 @@ void endpoint::stop() {
     if (impl_->state == lifecycle::stopping || impl_->state == lifecycle::stopped) return;
     const bool was_running = impl_->state == lifecycle::running;
     impl_->state = lifecycle::stopping;
+    // The socket files go now, so a successor can bind the paths at once; connections made
+    // already are not affected.
+    for (auto& l : impl_->listeners) {
+      if (!l->unix_path.empty()) ::unlink(l->unix_path.c_str());
+    }
     if (was_running) {
       // Each acceptor and session belongs to one worker thread; close them there.
       for (auto& l : impl_->listeners) {

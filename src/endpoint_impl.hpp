@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -67,8 +69,10 @@ struct worker {
 };
 
 struct listener {
-  asio::ip::tcp::acceptor acceptor;
+  /// TCP or Unix domain: sessions get the same generic socket either way.
+  asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor;
   connection_handler raw;  ///< empty: the cmdwire command protocol.
+  std::string unix_path;   ///< a Unix-domain listener's socket file, removed by stop()
 };
 
 /// Sends one line to the endpoint's log sink, if it has one. Inline, so that the sessions, the

@@ -55,7 +55,7 @@ struct chat_room::impl {
   std::size_t evictions = 0;
 
   void log(log_level level, const stream& s, std::string_view what) const {
-    if (options.log) options.log(level, fmt::format("{}: {}", fmt::streamed(s.peer()), what));
+    if (options.log) options.log(level, fmt::format("{}: {}", s.peer_name(), what));
   }
 
   /// Copies `bytes` into every member's queue; never waits for a socket.

@@ -16,7 +16,7 @@ namespace cmdwire::detail {
 
 using asio::ip::tcp;
 
-session::session(endpoint_state& state, worker& home, tcp::socket socket)
+session::session(endpoint_state& state, worker& home, connection::socket_type socket)
     : state_(state),
       handlers_(state.handlers),
       opt_(state.options),
@@ -67,7 +67,7 @@ asio::awaitable<void> session::run_raw(const connection_handler& fn, asio::ssl::
 
 void session::log(log_level level, std::string_view what) const {
   if (!opt_.log) return;
-  log_line(opt_, level, fmt::format("{}: {}", fmt::streamed(conn_.peer()), what));
+  log_line(opt_, level, fmt::format("{}: {}", conn_.peer_name(), what));
 }
 
 std::optional<call_context::clock::time_point> session::deadline_of(
@@ -169,7 +169,7 @@ asio::awaitable<bool> session::dispatch(const handler_entry* entry, const wire::
     start_concurrent(*entry, req);
   } else {
     // In order: the call is awaited, and its views into the receive buffer stay valid.
-    calls_.emplace_back(conn_.peer(), req, deadline_of(req), false);
+    calls_.emplace_back(conn_, req, deadline_of(req), false);
     co_await run_call(calls_.back(), *entry);
     calls_.pop_back();
   }
@@ -285,7 +285,8 @@ asio::awaitable<bool> session::start_tls(asio::ssl::context& context) {
   co_return true;
 }
 
-asio::awaitable<void> run_session(endpoint_state& state, worker& home, tcp::socket socket,
+asio::awaitable<void> run_session(endpoint_state& state, worker& home,
+                                  connection::socket_type socket,
                                   const connection_handler* raw, asio::ssl::context* tls) {
   using namespace asio::experimental::awaitable_operators;
   session s(state, home, std::move(socket));

@@ -27,7 +27,7 @@ inline constexpr std::string_view hello_command = "HELLO";
 
 class session final : public stream {
  public:
-  session(endpoint_state& state, worker& home, asio::ip::tcp::socket socket);
+  session(endpoint_state& state, worker& home, connection::socket_type socket);
   ~session() override;
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -60,13 +60,14 @@ class session final : public stream {
   [[nodiscard]] const asio::ip::tcp::endpoint& peer() const noexcept override {
     return conn_.peer();
   }
+  [[nodiscard]] std::string_view peer_name() const noexcept override { return conn_.peer_name(); }
   void log(log_level level, std::string_view what) const;
 
  private:
   /// A handler call that is awaited: async, offloaded, or any call run concurrently. It owns
   /// copies of its name and body when the receive buffer moves on while it runs.
   struct call {
-    call(const asio::ip::tcp::endpoint& peer, const wire::request& req,
+    call(const connection& conn, const wire::request& req,
          std::optional<call_context::clock::time_point> deadline, bool own_bytes);
     std::string name_copy;
     std::string body_copy;
@@ -135,7 +136,8 @@ class session final : public stream {
 
 /// Runs one accepted connection to completion on its worker.
 /// `tls`: non-null for TLS listeners (the handshake comes first).
-asio::awaitable<void> run_session(endpoint_state& state, worker& home, asio::ip::tcp::socket socket,
+asio::awaitable<void> run_session(endpoint_state& state, worker& home,
+                                  connection::socket_type socket,
                                   const connection_handler* raw, asio::ssl::context* tls);
 
 /// Asks every session on `home` to finish the requests it has read, flush their replies and

@@ -33,9 +33,10 @@ request_context context_for(const wire::request& req, const asio::ip::tcp::endpo
 
 }  // namespace
 
-session::call::call(const asio::ip::tcp::endpoint& peer, const wire::request& req,
+session::call::call(const connection& conn, const wire::request& req,
                     std::optional<call_context::clock::time_point> deadline, bool own_bytes)
-    : rc(context_for(req, peer)), ctx(peer, req.head.id, req.head.enc, deadline) {
+    : rc(context_for(req, conn.peer())),
+      ctx(conn.peer(), req.head.id, req.head.enc, deadline, conn.peer_name()) {
   if (own_bytes) {
     name_copy = req.head.name;
     body_copy = req.body;
@@ -87,7 +88,7 @@ void session::fail_from_exception(const request_context& rc, reply_writer& write
 
 void session::run_sync(const handler_entry& entry, const wire::request& req) {
   request_context rc = context_for(req, conn_.peer());
-  call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req));
+  call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req), conn_.peer_name());
   rc.call = &ctx;
   body_.clear();
   reply_writer writer(body_);
@@ -176,7 +177,7 @@ asio::awaitable<void> session::run_offloaded(call& c, const handler_entry& entry
 
 void session::start_concurrent(const handler_entry& entry, const wire::request& req) {
   // The receive buffer is reused while the call runs: it keeps its own name and body.
-  calls_.emplace_back(conn_.peer(), req, deadline_of(req), true);
+  calls_.emplace_back(conn_, req, deadline_of(req), true);
   ++tasks_;
   asio::co_spawn(conn_.executor(), run_concurrent(std::prev(calls_.end()), entry), asio::detached);
 }
@@ -211,7 +212,7 @@ asio::awaitable<void> session::run_stream(const handler_entry& entry, const wire
   const std::string name(req.head.name);
   request_context rc = context_for(req, conn_.peer());
   rc.name = name;
-  call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req));
+  call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req), conn_.peer_name());
   rc.call = &ctx;
   if (auto ec = co_await conn_.flush(); ec) co_return;
   co_await entry.stream(rc, *this);

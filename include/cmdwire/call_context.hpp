@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 
 #include "cmdwire/wire.hpp"
 
@@ -35,12 +36,16 @@ class call_context {
   using clock = std::chrono::steady_clock;
 
   call_context(const asio::ip::tcp::endpoint& peer, std::optional<std::uint64_t> id,
-               wire::encoding enc, std::optional<clock::time_point> deadline) noexcept
-      : peer_(&peer), id_(id), enc_(enc), deadline_(deadline) {}
+               wire::encoding enc, std::optional<clock::time_point> deadline,
+               std::string_view peer_name = {}) noexcept
+      : peer_(&peer), peer_name_(peer_name), id_(id), enc_(enc), deadline_(deadline) {}
   call_context(const call_context&) = delete;
   call_context& operator=(const call_context&) = delete;
 
+  /// The client's IP address and port; unspecified (0.0.0.0:0) over a Unix-domain socket.
   [[nodiscard]] const asio::ip::tcp::endpoint& peer() const noexcept { return *peer_; }
+  /// The client for logs: "127.0.0.1:50000", or "unix:/path (uid 1000, pid 4242)".
+  [[nodiscard]] std::string_view peer_name() const noexcept { return peer_name_; }
   [[nodiscard]] std::optional<std::uint64_t> id() const noexcept { return id_; }
   [[nodiscard]] wire::encoding encoding() const noexcept { return enc_; }
   /// When the client stops waiting (from the request's `deadline-ms`); none if it sent none.
@@ -74,6 +79,7 @@ class call_context {
 
  private:
   const asio::ip::tcp::endpoint* peer_;
+  std::string_view peer_name_;
   std::optional<std::uint64_t> id_;
   wire::encoding enc_;
   std::optional<clock::time_point> deadline_;

@@ -147,7 +147,11 @@ class stream {
   virtual asio::awaitable<result<std::string_view>> async_read_some() = 0;
   /// Writes all of `bytes` (plus any replies still queued before them).
   virtual asio::awaitable<result<void>> async_write(std::string_view bytes) = 0;
+  /// The peer's IP address and port; unspecified (0.0.0.0:0) over a Unix-domain socket.
   [[nodiscard]] virtual const asio::ip::tcp::endpoint& peer() const noexcept = 0;
+  /// The peer for logs: "127.0.0.1:50000", or "unix:/path (uid 1000, pid 4242)". Empty unless
+  /// the stream says (the endpoint's own streams do).
+  [[nodiscard]] virtual std::string_view peer_name() const noexcept { return {}; }
   /// Ends the connection now: pending reads and writes fail, and a stream handler's session
   /// reads no further commands.
   virtual void close() noexcept = 0;
@@ -225,6 +229,12 @@ class endpoint {
 
   /// Binds a cmdwire listener. Port 0 picks a free port; the bound port is returned.
   [[nodiscard]] result<std::uint16_t> listen(std::string_view host, std::uint16_t port);
+  /// Binds a cmdwire listener on a Unix-domain socket file at `path` (auth, TLS and limits as
+  /// on TCP). A socket file that no server listens on any more is replaced; a live one, or a
+  /// file that is not a socket, is an error. `mode` (e.g. 0660) is set on the file, else the
+  /// umask decides. stop() removes the file.
+  [[nodiscard]] result<void> listen_unix(std::string_view path,
+                                         std::optional<unsigned> mode = std::nullopt);
   /// Binds a listener whose connections are given whole to `fn` (same threads, limits, stop).
   [[nodiscard]] result<std::uint16_t> serve(std::string_view host, std::uint16_t port,
                                             connection_handler fn);
@@ -244,7 +254,7 @@ class endpoint {
   /// subscribers took it; one past its subscriber_limits is disconnected and not counted.
   std::size_t publish(std::string_view topic, std::string_view body);
 
-  /// Port of the first listener (0 before `listen`).
+  /// Port of the first TCP listener (0 before `listen`).
   [[nodiscard]] std::uint16_t port() const noexcept;
   /// Names of the registered commands, sorted.
   [[nodiscard]] std::vector<std::string> command_names() const;
