@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cmdwire/address.hpp"
@@ -76,8 +77,21 @@ int main(int argc, char** argv) {
                                                          {"error", cmdwire::log_level::error},
                                                          {"off", cmdwire::log_level::off}};
   app.add_option("--listen", listen,
-                 "HOST:PORT to listen on; port 0 picks a free port (default 127.0.0.1:$PORT, "
-                 "else 127.0.0.1:61000). Listening beyond loopback is an explicit choice.");
+                 "HOST:PORT to listen on, or unix:PATH for a Unix-domain socket; port 0 picks a "
+                 "free port (default 127.0.0.1:$PORT, else 127.0.0.1:61000). Listening beyond "
+                 "loopback is an explicit choice.");
+  std::optional<unsigned> unix_mode;
+  app.add_option_function<std::string>(
+         "--unix-mode",
+         [&unix_mode](const std::string& octal) { unix_mode = std::stoul(octal, nullptr, 8); },
+         "permissions of the --listen unix:PATH socket file, in octal (e.g. 0660; default: "
+         "the umask decides). Connecting needs write permission.")
+      ->check([](const std::string& s) -> std::string {
+        if (s.empty() || s.size() > 4 || s.find_first_not_of("01234567") != std::string::npos) {
+          return "expected an octal mode such as 0660";
+        }
+        return {};
+      });
   app.add_option("--threads", threads, "I/O threads (default: one per core)");
   app.add_option("--log-level", level, "debug, info, warn, error or off")
       ->transform(CLI::CheckedTransformer(levels, CLI::ignore_case));
@@ -145,9 +159,13 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 
-  auto where = cmdwire::parse_host_port(listen);
+  auto where = cmdwire::parse_address(listen);
   if (!where) {
     fmt::print(stderr, "cmdwire-server: {}\n", where.error().message);
+    return 2;
+  }
+  if (unix_mode && !where->is_unix()) {
+    fmt::print(stderr, "cmdwire-server: --unix-mode applies only to --listen unix:PATH\n");
     return 2;
   }
   if (!token_file.empty()) {
@@ -167,15 +185,22 @@ int main(int argc, char** argv) {
   cmdwire::endpoint ep(options);
   cmdwire::demo::register_demo_commands(ep);
   ep.enable_pubsub();  // the server offers SUBSCRIBE/PUBLISH (and --chat uses its own room)
-  auto port = ep.listen(where->host, where->port);
-  if (!port) {
-    fmt::print(stderr,
-               "cmdwire-server: {} — is another server using the port? Try --listen "
-               "{}:0 for a free one.\n",
-               port.error().message, where->host);
-    return 3;
+  if (where->is_unix()) {
+    if (auto bound = ep.listen_unix(where->unix_path, unix_mode); !bound) {
+      fmt::print(stderr, "cmdwire-server: {}\n", bound.error().message);
+      return 3;
+    }
+  } else {
+    auto port = ep.listen(where->tcp.host, where->tcp.port);
+    if (!port) {
+      fmt::print(stderr,
+                 "cmdwire-server: {} — is another server using the port? Try --listen "
+                 "{}:0 for a free one.\n",
+                 port.error().message, where->tcp.host);
+      return 3;
+    }
+    where->tcp.port = *port;
   }
-  where->port = *port;
   // First SIGINT/SIGTERM: drain (in another thread, so this one keeps listening); second: exit.
   boost::asio::io_context signals_context(1);
   boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);

@@ -1,5 +1,5 @@
-// HOST:PORT strings as users type them ("127.0.0.1:61000", "[::1]:80", "localhost:7").
-// Parsing only; resolving names is the caller's business (Asio's resolver).
+// Addresses as users type them: HOST:PORT ("127.0.0.1:61000", "[::1]:80", "localhost:7") and
+// Unix-domain sockets ("unix:/run/app.sock"). Parsing only; resolving is the caller's business.
 #pragma once
 
 #include <cstdint>
@@ -22,5 +22,20 @@ struct host_port {
 /// Fails with errc::bad_address and a message naming the problem.
 [[nodiscard]] result<host_port> parse_host_port(std::string_view text,
                                                 std::string_view default_host = "127.0.0.1");
+
+/// Where to connect or listen: a TCP HOST:PORT, or a Unix-domain socket file.
+struct address {
+  host_port tcp;          ///< when unix_path is empty
+  std::string unix_path;  ///< non-empty: "unix:" + this
+
+  [[nodiscard]] bool is_unix() const noexcept { return !unix_path.empty(); }
+  /// "127.0.0.1:61000" or "unix:/run/app.sock": the form parse_address accepts back.
+  [[nodiscard]] std::string to_string() const;
+};
+
+/// Parses "unix:PATH" (PATH at most 107 bytes, as sockaddr_un allows), or else what
+/// parse_host_port accepts. Fails with errc::bad_address and a message naming the problem.
+[[nodiscard]] result<address> parse_address(std::string_view text,
+                                            std::string_view default_host = "127.0.0.1");
 
 }  // namespace cmdwire
