@@ -86,9 +86,7 @@ result<host_port> parse_host_port(std::string_view text, std::string_view defaul
   return host_port{std::string(host), *p};
 }
 
-std::string address::to_string() const {
-  return is_unix() ? "unix:" + unix_path : tcp.to_string();
-}
+std::string address::to_string() const { return is_unix() ? "unix:" + unix_path : tcp.to_string(); }
 
 result<address> parse_address(std::string_view text, std::string_view default_host) {
   constexpr std::string_view scheme = "unix:";
@@ -98,9 +96,10 @@ result<address> parse_address(std::string_view text, std::string_view default_ho
     // sun_path holds 108 bytes including the terminating NUL.
     constexpr std::size_t max_path = 107;
     if (path.empty() || path.size() > max_path) {
-      return bad_address(fmt::format("'{}': a Unix socket path is 1-{} bytes (expected e.g. "
-                                     "unix:/tmp/cmdwire.sock)",
-                                     text, max_path));
+      return bad_address(
+          fmt::format("'{}': a Unix socket path is 1-{} bytes (expected e.g. "
+                      "unix:/tmp/cmdwire.sock)",
+                      text, max_path));
     }
     if (path.find('\0') != std::string_view::npos) {
       return bad_address(fmt::format("'{}': a Unix socket path cannot hold a NUL byte", text));

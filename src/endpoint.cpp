@@ -3,6 +3,8 @@
 #include "cmdwire/endpoint.hpp"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,8 +19,6 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "broker.hpp"
 #include "datagram.hpp"
@@ -222,7 +222,9 @@ result<std::uint16_t> endpoint::serve(std::string_view host, std::uint16_t port,
   const auto bound = acceptor.local_endpoint(ec);
   if (ec) return fail("local_endpoint");
   impl_->listeners.push_back(std::make_unique<detail::listener>(detail::listener{
-      asio::basic_socket_acceptor<asio::generic::stream_protocol>(std::move(acceptor)), std::move(fn), {}}));
+      asio::basic_socket_acceptor<asio::generic::stream_protocol>(std::move(acceptor)),
+      std::move(fn),
+      {}}));
   return bound.port();
 }
 
@@ -233,16 +235,17 @@ result<void> clear_stale_socket(asio::io_context& ctx, const std::string& path) 
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return {};  // nothing there
   if (!S_ISSOCK(st.st_mode)) {
-    return make_error(errc::bad_address,
-                      fmt::format("cannot listen on unix:{}: the file exists and is not a socket",
-                                  path));
+    return make_error(
+        errc::bad_address,
+        fmt::format("cannot listen on unix:{}: the file exists and is not a socket", path));
   }
   asio::local::stream_protocol::socket probe(ctx);
   boost::system::error_code ec;
   probe.connect(asio::local::stream_protocol::endpoint(path), ec);
   if (!ec) {
-    return error{make_error_code(std::errc::address_in_use),
-                 fmt::format("cannot listen on unix:{}: a server is already listening there", path)};
+    return error{
+        make_error_code(std::errc::address_in_use),
+        fmt::format("cannot listen on unix:{}: a server is already listening there", path)};
   }
   if (ec != asio::error::connection_refused) {
     return error{ec, fmt::format("cannot listen on unix:{}: {}", path, ec.message())};
@@ -267,8 +270,8 @@ result<void> endpoint::listen_unix(std::string_view path, std::optional<unsigned
   }
   const std::string file(path);
   if (file.empty() || file.size() >= sizeof(sockaddr_un::sun_path)) {
-    return make_error(errc::bad_address,
-                      fmt::format("a Unix socket path is 1-{} bytes", sizeof(sockaddr_un::sun_path) - 1));
+    return make_error(errc::bad_address, fmt::format("a Unix socket path is 1-{} bytes",
+                                                     sizeof(sockaddr_un::sun_path) - 1));
   }
   auto& ctx = impl_->workers.front()->context;
   if (auto cleared = clear_stale_socket(ctx, file); !cleared) return cleared.error();

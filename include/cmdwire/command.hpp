@@ -12,7 +12,9 @@ namespace cmdwire {
 /// A command: `struct Store { static constexpr std::string_view name = "STORE";
 /// using request = Item; using response = Receipt; };`. Add `static constexpr bool line = true;`
 /// (with string request and response) for a line command that `nc` users can send as
-/// `NAME\nLINE\n` and get one line back.
+/// `NAME\nLINE\n` and get one line back. Add `static constexpr bool idempotent = true;` when
+/// running the command twice does no harm: a channel then retries it on another connection
+/// after the one it was sent on broke before the reply came.
 template <class C>
 concept command = requires {
   { C::name } -> std::convertible_to<std::string_view>;
@@ -26,6 +28,16 @@ template <class C>
 inline constexpr bool is_line_command = [] {
   if constexpr (requires { C::line; }) {
     return static_cast<bool>(C::line);
+  } else {
+    return false;
+  }
+}();
+
+/// True for commands that declare `static constexpr bool idempotent = true`.
+template <class C>
+inline constexpr bool is_idempotent_command = [] {
+  if constexpr (requires { C::idempotent; }) {
+    return static_cast<bool>(C::idempotent);
   } else {
     return false;
   }
