@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <cereal/archives/json.hpp>
 #include <cereal/types/string.hpp>
 #include <chrono>
@@ -110,16 +111,20 @@ void print_json(const cli_options& o, const workload& w, const summary& s) {
   std::cout << '\n';
 }
 
-result<asio::ip::tcp::endpoint> resolve(const std::string& where) {
-  auto hp = parse_host_port(where);
-  if (!hp) return hp.error();
+result<asio::generic::stream_protocol::endpoint> resolve(const std::string& where) {
+  // In place: a generic endpoint converts from anything, so a bare error would be ambiguous.
+  using target = result<asio::generic::stream_protocol::endpoint>;
+  auto addr = parse_address(where);
+  if (!addr) return target(boost::system::in_place_error, addr.error());
+  if (addr->is_unix()) return asio::local::stream_protocol::endpoint(addr->unix_path);
+  const host_port* hp = &addr->tcp;
   asio::io_context ctx;
   asio::ip::tcp::resolver resolver(ctx);
   boost::system::error_code ec;
   auto results = resolver.resolve(hp->host, std::to_string(hp->port), ec);
   if (ec || results.empty()) {
-    return error{make_error_code(errc::bad_address),
-                 fmt::format("cannot resolve {}: {}", where, ec ? ec.message() : "no address")};
+    return target(boost::system::in_place_error, make_error_code(errc::bad_address),
+                  fmt::format("cannot resolve {}: {}", where, ec ? ec.message() : "no address"));
   }
   return results.begin()->endpoint();
 }
@@ -214,7 +219,7 @@ int main(int argc, char** argv) {
       "  cmdwire-bench --connect 127.0.0.1:7000 --raw-echo --payload-size 65536\n"
       "  cmdwire-bench --connect 127.0.0.1:6379 --raw 'PING\\r\\n' --expect '+PONG\\r\\n'"};
   cli_options o;
-  app.add_option("--connect", o.connect, "HOST:PORT of the server")->capture_default_str();
+  app.add_option("--connect", o.connect, "HOST:PORT or unix:PATH of the server")->capture_default_str();
   app.add_option("--command", o.command,
                  "ECHO, PING, STRUCT, PROTO, STRING (replies checked exactly) or any other "
                  "command (any OK reply counts)")

@@ -67,10 +67,11 @@ class load::connection {
     for (unsigned i = 0; i < depth_; ++i) batch_ += work.request;
   }
 
-  void start(const tcp::endpoint& target) {
-    socket_.async_connect(target, [this](boost::system::error_code ec) {
+  void start(const asio::generic::stream_protocol::endpoint& target) {
+    const bool tcp_target = target.protocol().family() != AF_UNIX;
+    socket_.async_connect(target, [this, tcp_target](boost::system::error_code ec) {
       if (ec) return fail(fmt::format("connect: {}", ec.message()));
-      socket_.set_option(tcp::no_delay(true), ec);
+      if (tcp_target) socket_.set_option(tcp::no_delay(true), ec);
       if (greeting_) {
         // HELLO first; the load starts once its reply has granted out-of-order replies.
         asio::async_write(socket_, asio::buffer(work_.hello),
@@ -235,7 +236,7 @@ class load::connection {
     return true;
   }
 
-  tcp::socket socket_;
+  asio::generic::stream_protocol::socket socket_;
   const workload& work_;
   thread_stats& stats_;
   const std::atomic<phase>& current_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/histogram.hpp>
 #include <chrono>
@@ -45,7 +46,8 @@ struct thread_stats {
 };
 
 struct load_options {
-  asio::ip::tcp::endpoint target;
+  /// A TCP endpoint or a Unix-domain socket path, as a generic endpoint.
+  asio::generic::stream_protocol::endpoint target;
   unsigned conns = 1;
   unsigned depth = 1;
   unsigned threads = 1;

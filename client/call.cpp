@@ -79,7 +79,7 @@ void add_call_command(CLI::App& app) {
                          "Send one command and print the reply (JSON replies pretty-printed).\n"
                          "Examples: cmdwire call PING | cmdwire call ECHO --data hello | "
                          "cmdwire call STRING --line 'Additional data.'");
-  cmd->add_option("--connect", args->address, "server HOST:PORT")->capture_default_str();
+  cmd->add_option("--connect", args->address, "server HOST:PORT or unix:PATH")->capture_default_str();
   cmd->add_option("NAME", args->name, "command name, e.g. PING")->required();
   auto* json = cmd->add_option("--json", args->json, "JSON body; the reply comes back as JSON");
   auto* data = cmd->add_option("--data", args->data, "body bytes as given");

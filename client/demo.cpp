@@ -55,7 +55,7 @@ void add_demo_command(CLI::App& app) {
       app.add_subcommand("demo",
                          "Run the demo exchange: STRING, a recursive STRUCT, and PROTO.\n"
                          "Example: cmdwire demo --connect 127.0.0.1:61000");
-  cmd->add_option("--connect", args->address, "server HOST:PORT")->capture_default_str();
+  cmd->add_option("--connect", args->address, "server HOST:PORT or unix:PATH")->capture_default_str();
   cmd->add_option("--timeout", args->timeout_s, "seconds to wait for connect and each reply")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -45,7 +45,7 @@ void run_publish(const pubsub_args& args) {
 }
 
 void add_common(CLI::App* cmd, pubsub_args& args) {
-  cmd->add_option("--connect", args.address, "server HOST:PORT")->capture_default_str();
+  cmd->add_option("--connect", args.address, "server HOST:PORT or unix:PATH")->capture_default_str();
   cmd->add_option("--timeout", args.timeout_s, "seconds to wait for connect and reply")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
