@@ -219,7 +219,8 @@ int main(int argc, char** argv) {
       "  cmdwire-bench --connect 127.0.0.1:7000 --raw-echo --payload-size 65536\n"
       "  cmdwire-bench --connect 127.0.0.1:6379 --raw 'PING\\r\\n' --expect '+PONG\\r\\n'"};
   cli_options o;
-  app.add_option("--connect", o.connect, "HOST:PORT or unix:PATH of the server")->capture_default_str();
+  app.add_option("--connect", o.connect, "HOST:PORT or unix:PATH of the server")
+      ->capture_default_str();
   app.add_option("--command", o.command,
                  "ECHO, PING, STRUCT, PROTO, STRING (replies checked exactly) or any other "
                  "command (any OK reply counts)")

@@ -71,12 +71,14 @@ struct Proto {
 /// Body back unchanged. Views on the server side: no copy, no allocation.
 struct Echo {
   static constexpr std::string_view name = "ECHO";
+  static constexpr bool idempotent = true;
   using request = std::string_view;
   using response = std::string_view;
 };
 
 struct Ping {
   static constexpr std::string_view name = "PING";
+  static constexpr bool idempotent = true;
   using request = none;
   using response = std::string;  ///< "PONG"
 };

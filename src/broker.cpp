@@ -63,8 +63,7 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
   add(topic, box);
   leave_guard leave([&] { remove(topic, box); });
   const auto log = [&](log_level level, std::string_view what) {
-    if (opt_.log)
-      log_line(opt_, level, fmt::format("{}: {} {}", s.peer_name(), what, topic));
+    if (opt_.log) log_line(opt_, level, fmt::format("{}: {} {}", s.peer_name(), what, topic));
   };
   log(log_level::info, "subscribed to");
 

@@ -291,6 +291,7 @@ asio::awaitable<std::optional<error>> call_core::handshake(std::shared_ptr<link>
   if (!options_.auth_token.empty()) {
     outgoing auth;
     auth.kind = outgoing::form::raw;
+    auth.internal = true;
     auth.body = "AUTH " + options_.auth_token + "\n";
     auth.deadline = options_.connect_timeout;
     auto [ec, body] = co_await internal_call(l, std::move(auth));
@@ -303,6 +304,7 @@ asio::awaitable<std::optional<error>> call_core::handshake(std::shared_ptr<link>
     // still gives up on it after the connect timeout.
     outgoing hello;
     hello.kind = outgoing::form::raw;
+    hello.internal = true;
     hello.body = "HELLO 3\nooo";
     hello.deadline = options_.connect_timeout;
     auto [ec, granted] = co_await internal_call(l, std::move(hello));
@@ -418,9 +420,18 @@ void call_core::link_ended(std::size_t index, link& l, link_end end) {
     schedule_redial(index,
                     short_lived ? backoff_delay(s.failures_in_row) : std::chrono::milliseconds(0));
   }
-  for (auto& c : end.unsent) route(std::move(c));
+  for (auto& c : end.unsent) {
+    if (c.request.internal) {
+      fail(c, end.why.code, end.why.message);  // about that connection only
+    } else {
+      route(std::move(c));
+    }
+  }
   for (auto& c : end.written) {
-    if (c.request.idempotent && c.attempts < options_.max_attempts && c.deadline > clock::now()) {
+    if (c.request.internal) {
+      fail(c, end.why.code, end.why.message);
+    } else if (c.request.idempotent && c.attempts < options_.max_attempts &&
+               c.deadline > clock::now()) {
       ++retries_;
       route(std::move(c));
     } else {
@@ -486,7 +497,7 @@ void call_core::route(call c) {
 
 void call_core::fail(call& c, std::error_code code, std::string message) {
   if (c.completed()) return;
-  ++failures_;
+  if (!c.request.internal) ++failures_;
   c.complete(code, std::move(message));
 }
 

@@ -275,6 +275,7 @@ asio::awaitable<void> link::keepalive(std::shared_ptr<link> self,
     if (!self->out_of_order_ && self->unanswered_ > 0) continue;
     outgoing ping;
     ping.name = "PING";
+    ping.internal = true;
     ping.deadline = timeout;
     self->ping_out_ = true;
     // Any reply will do; only the deadline passing means the peer is gone.

@@ -286,8 +286,8 @@ asio::awaitable<bool> session::start_tls(asio::ssl::context& context) {
 }
 
 asio::awaitable<void> run_session(endpoint_state& state, worker& home,
-                                  connection::socket_type socket,
-                                  const connection_handler* raw, asio::ssl::context* tls) {
+                                  connection::socket_type socket, const connection_handler* raw,
+                                  asio::ssl::context* tls) {
   using namespace asio::experimental::awaitable_operators;
   session s(state, home, std::move(socket));
   if (home.stopping.load()) co_return;  // the destructor path closes the socket

@@ -137,8 +137,8 @@ class session final : public stream {
 /// Runs one accepted connection to completion on its worker.
 /// `tls`: non-null for TLS listeners (the handshake comes first).
 asio::awaitable<void> run_session(endpoint_state& state, worker& home,
-                                  connection::socket_type socket,
-                                  const connection_handler* raw, asio::ssl::context* tls);
+                                  connection::socket_type socket, const connection_handler* raw,
+                                  asio::ssl::context* tls);
 
 /// Asks every session on `home` to finish the requests it has read, flush their replies and
 /// close; idle ones close at once. After `timeout` the worker stops regardless. Call on

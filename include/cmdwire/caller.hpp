@@ -67,6 +67,7 @@ struct outgoing {
   std::chrono::milliseconds deadline{0};  ///< zero: none
   bool idempotent = false;
   std::optional<bool> wait_for_ready = std::nullopt;
+  bool internal = false;  ///< AUTH, HELLO, keepalive: tied to one connection, not counted
 };
 
 }  // namespace detail

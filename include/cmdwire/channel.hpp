@@ -35,11 +35,6 @@ struct channel_options : client_options {
   bool wait_for_ready = true;
   /// Times an idempotent call may be written in all, when connections break under it.
   unsigned max_attempts = 3;
-
-  channel_options() {
-    keepalive_interval = std::chrono::seconds(10);
-    keepalive_timeout = std::chrono::seconds(5);
-  }
 };
 
 /// One connection of a channel.

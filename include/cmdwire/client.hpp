@@ -57,7 +57,8 @@ class client : public caller {
   [[nodiscard]] static result<client> connect(std::string_view address,
                                               client_options options = {});
   /// The same for coroutines. Without `options.executor` the client runs on the executor of
-  /// the coroutine that awaits this, with no thread of its own.
+  /// the coroutine that awaits this, with no thread of its own. Pass named objects, not
+  /// temporaries: GCC 12 destroys temporaries in a co_await expression twice.
   [[nodiscard]] static asio::awaitable<result<client>> async_connect(std::string address,
                                                                      client_options options = {});
 

@@ -35,10 +35,24 @@ struct Nap {  ///< async: waits `body` milliseconds on a timer, then answers "sl
   using response = std::string;
 };
 
-/// An endpoint serving the demo commands and the test commands above, started on port 0.
+struct Tally {  ///< idempotent: counts its runs (tallies()), answers the body
+  static constexpr std::string_view name = "TALLY";
+  static constexpr bool idempotent = true;
+  using request = std::string;
+  using response = std::string;
+};
+struct Incr {  ///< not idempotent: counts its runs (incrs()), then waits `body` ms
+  static constexpr std::string_view name = "INCR";
+  using request = std::string;
+  using response = std::string;
+};
+
+/// An endpoint serving the demo commands and the test commands above, started on `port`
+/// (0: a free one).
 class test_server {
  public:
-  explicit test_server(endpoint_options options = {}) : ep_(with_defaults(std::move(options))) {
+  explicit test_server(endpoint_options options = {}, std::uint16_t port = 0)
+      : ep_(with_defaults(std::move(options))) {
     demo::register_demo_commands(ep_);
     ep_.enable_pubsub();  // as cmdwire-server does
     ep_.handle<Throw>(
@@ -72,9 +86,20 @@ class test_server {
       wire::append_ok(frame, reply);
       (void)co_await s.async_write(frame);
     });
-    auto port = ep_.listen("127.0.0.1", 0);
-    if (!port) throw std::runtime_error(port.error().message);
-    port_ = *port;
+    ep_.handle<Tally>([this](const std::string& body) {
+      ++tallies_;
+      return body;
+    });
+    ep_.handle<Incr>([this](const std::string& ms) -> asio::awaitable<std::string> {
+      const int n = ++incrs_;
+      asio::steady_timer timer(co_await asio::this_coro::executor);
+      timer.expires_after(std::chrono::milliseconds(std::stoi(ms)));
+      co_await timer.async_wait(asio::use_awaitable);
+      co_return std::to_string(n);
+    });
+    auto bound = ep_.listen("127.0.0.1", port);
+    if (!bound) throw std::runtime_error(bound.error().message);
+    port_ = *bound;
     ep_.start();
   }
 
@@ -87,6 +112,8 @@ class test_server {
   [[nodiscard]] int naps_running() const { return naps_running_.load(); }
   [[nodiscard]] int naps_peak() const { return naps_peak_.load(); }
   [[nodiscard]] int naps_cancelled() const { return naps_cancelled_.load(); }
+  [[nodiscard]] int tallies() const { return tallies_.load(); }
+  [[nodiscard]] int incrs() const { return incrs_.load(); }
 
  private:
   static endpoint_options with_defaults(endpoint_options o) {
@@ -97,6 +124,8 @@ class test_server {
   std::atomic<int> naps_running_{0};
   std::atomic<int> naps_peak_{0};
   std::atomic<int> naps_cancelled_{0};
+  std::atomic<int> tallies_{0};
+  std::atomic<int> incrs_{0};
   endpoint ep_;
   std::uint16_t port_ = 0;
 };
