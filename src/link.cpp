@@ -29,12 +29,14 @@ call::call(outgoing r, asio::any_completion_handler<raw_call_signature> handler,
 
 void call::complete(std::error_code ec, std::string body) {
   if (!done) return;
-  auto handler = std::move(done);  // leaves `done` empty
-  auto ex = asio::get_associated_executor(handler, work);
+  // Everything is taken out of *this first: on this strand the handler runs inline, and it
+  // may end the link that holds this call, destroying it.
+  auto handler = std::move(done);
+  auto keep_busy = std::move(work);
+  auto ex = asio::get_associated_executor(handler, keep_busy);
   asio::dispatch(ex, [h = std::move(handler), ec, b = std::move(body)]() mutable {
     std::move(h)(ec, std::move(b));
   });
-  work = {};
 }
 
 link::link(strand_type strand, connection::socket_type socket,
@@ -85,8 +87,10 @@ bool link::frame_queued() {
     call& c = s.c;
     // A call whose deadline passed before it was written is not sent at all.
     if (c.completed() || c.deadline <= now) {
-      c.complete(make_error_code(errc::timeout), "deadline passed before the call was sent");
+      call dropped = std::move(c);
       mark_answered(s);
+      dropped.complete(make_error_code(errc::timeout), "deadline passed before the call was sent");
+      if (ended_) return false;  // its handler ended the link
       continue;
     }
     ++c.attempts;
@@ -247,8 +251,10 @@ void link::on_timer() {
       slot& s = pending_[seq - front_seq_];
       // The reply may still come; the slot stays so later replies keep their order. A call
       // not yet written is dropped when the writer reaches it.
-      if (!s.answered) {
-        s.c.complete(make_error_code(errc::timeout), "deadline passed before the reply arrived");
+      if (!s.answered && !s.c.completed()) {
+        call expired = std::move(s.c);  // the slot stays, so later replies keep their order
+        expired.complete(make_error_code(errc::timeout),
+                         "deadline passed before the reply arrived");
         if (ended_) return;  // the handler ended the link
       }
     }

@@ -1,5 +1,5 @@
-// The channel under failure: servers killed (SIGKILL), stopped and restarted while callers
-// keep calling; what may be retried is, what may not never runs twice. Also
+// The channel under failure: servers killed (SIGKILL), stopped, restarted and frozen (SIGSTOP)
+// while callers keep calling; what may be retried is, what may not never runs twice. Also
 // client and channel on a test's own io_context with no thread of their own.
 #include <dirent.h>
 #include <signal.h>
@@ -220,6 +220,27 @@ TEST_CASE("channel: three servers, one stopped and restarted", "[channel]") {
   const auto st = ch.stats();
   CHECK(st.addresses.at(1).disconnects >= 1);
   CHECK(st.addresses.at(1).ready == 1);
+}
+
+TEST_CASE("channel: keepalive finds a frozen server (SIGSTOP) and calls move on", "[channel]") {
+  auto [frozen, frozen_address] = start_server("127.0.0.1:0");
+  test_server healthy;
+  auto options = fast_reconnect();
+  options.keepalive_interval = 100ms;
+  options.keepalive_timeout = 300ms;
+  options.connect_timeout = 500ms;
+  auto ch = make_channel({frozen_address, healthy.address()}, options);
+  callers load(4, [&] { return ch.call<demo::Echo>("hi"); });
+  REQUIRE(load.wait_for_more(200));
+  frozen->signal(SIGSTOP);
+  REQUIRE(load.wait_for_more(2000));
+  load.stop();
+  frozen->signal(SIGCONT);
+  INFO(describe(load.errors()));
+  CHECK(load.errors().empty());
+  const auto st = ch.stats();
+  CHECK(st.addresses.at(0).disconnects >= 1);
+  CHECK(st.addresses.at(0).last_error.find("keepalive") != std::string::npos);
 }
 
 TEST_CASE("channel: fail-fast or wait for ready during an outage", "[channel]") {
