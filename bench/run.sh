@@ -27,7 +27,8 @@ if [[ -z ${BENCH_NO_INSTALL:-} ]]; then
 fi
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build "$build" -j "${JOBS:-2}" --target cmdwire-server cmdwire-bench cmdwire-baseline-echo
+cmake --build "$build" -j "${JOBS:-2}" --target cmdwire-server cmdwire-bench cmdwire-baseline-echo \
+  cmdwire-caller-bench
 have_codec_bench=0
 if cmake --build "$build" -j "${JOBS:-2}" --target cmdwire-codec-bench >/dev/null 2>&1; then
   have_codec_bench=1
@@ -295,6 +296,55 @@ idle=""
 idle=$(bench/idle_memory.sh "$bin" 10000 2>&1) || idle="idle_memory.sh failed: $idle"
 echo "$idle"
 
+# ---- Unix-domain socket vs TCP loopback: one more cmdwire-server (same binary, same pinning)
+# on unix:PATH, taking turns with the TCP one; PING and ECHO 16 B at 16 conns × depth 32.
+unix_sock=$tmp/cmdwire.sock
+"${server_pin[@]}" "$bin/cmdwire-server" --listen "unix:$unix_sock" --threads 1 --log-level warn \
+  >"$tmp/unix.out" 2>"$tmp/unix.err" &
+pids+=("$!")
+for _ in $(seq 100); do
+  [[ -S $unix_sock ]] && break
+  sleep 0.05
+done
+unix_table=""
+if [[ -S $unix_sock ]]; then
+  unix_table="| load | TCP req/s | unix req/s | unix ÷ TCP (median of $rounds) |"$'\n'"|---|---|---|---|"
+  for spec in "PING --command PING" "ECHO-16B --command ECHO --payload-size 16"; do
+    read -r label args <<<"$spec"
+    : >"$tmp/unix.tsv"
+    for ((round = 1; round <= rounds; ++round)); do
+      for where in "127.0.0.1:$port_cmdwire" "unix:$unix_sock"; do
+        # shellcheck disable=SC2086  # args is a word list on purpose
+        "${load_pin[@]}" "$bin/cmdwire-bench" --connect "$where" --json --conns 16 --depth 32 \
+          --duration "$duration" --warmup "$warmup" $args >"$tmp/u.json" || true
+        printf '%s\t%s\t%s\n' "$round" "$where" "$(json_field rps "$tmp/u.json")" >>"$tmp/unix.tsv"
+      done
+    done
+    row=$(awk -F'\t' '
+      $2 ~ /^unix:/ { u[$1] = $3; next } { t[$1] = $3 }
+      END {
+        n = 0
+        for (r in u) if (t[r] > 0) { q[++n] = u[r] / t[r]; st += t[r]; su += u[r] }
+        for (i = 2; i <= n; ++i) {  # insertion sort: mawk has no asort
+          v = q[i]; j = i - 1
+          while (j >= 1 && q[j] > v) { q[j + 1] = q[j]; --j }
+          q[j + 1] = v
+        }
+        printf "%.0f | %.0f | %.2f", st / n, su / n, q[int((n + 1) / 2)]
+      }' "$tmp/unix.tsv")
+    unix_table+=$'\n'"| $label | $row |"
+  done
+  echo
+  echo "$unix_table"
+fi
+
+# ---- the library's callers: 16 threads making blocking ECHO calls through one client vs a
+# channel of 4 connections, alternating rounds (cmdwire-caller-bench).
+caller_lines=$("${load_pin[@]}" "$bin/cmdwire-caller-bench" --connect "127.0.0.1:$port_cmdwire" \
+  --callers 16 --connections 4 --rounds "$rounds" --duration "$duration" 2>&1) ||
+  caller_lines="cmdwire-caller-bench failed: $caller_lines"
+echo "$caller_lines"
+
 # ---- docs/PERFORMANCE.md
 commit=$(git rev-parse --short HEAD)
 git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" + uncommitted changes"
@@ -320,6 +370,22 @@ git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" 
   echo
   [[ -n ${client_line:-} ]] && { echo "$client_line"; echo; }
   echo "Errors across all runs: $errors_total."
+  echo
+  if [[ -n $unix_table ]]; then
+    echo "## Unix-domain socket vs TCP loopback"
+    echo
+    echo "The same cmdwire-server binary twice, one on \`--listen unix:PATH\`, taking turns; cmdwire-bench at 16 conns × depth 32 (mean req/s over rounds; the ratio is the median of same-round ratios)."
+    echo
+    echo "$unix_table"
+    echo
+  fi
+  echo "## Client vs channel"
+  echo
+  echo "\`cmdwire-caller-bench\`: 16 threads make blocking typed ECHO calls (16 B) through one \`client\` (one connection, out-of-order replies) and through a \`channel\` of 4 connections, alternating; the load and the channel's I/O thread share CPU 1."
+  echo
+  echo '```'
+  echo "$caller_lines"
+  echo '```'
   echo
   echo "## Memory per idle connection"
   echo
