@@ -28,7 +28,9 @@ struct temp_path {
 };
 
 struct unix_server {
-  explicit unix_server(const std::string& path, std::optional<unsigned> mode = std::nullopt) {
+  explicit unix_server(const std::string& path, std::optional<unsigned> mode = std::nullopt,
+                       cmdwire::endpoint_options options = {})
+      : ep(std::move(options)) {
     demo::register_demo_commands(ep);
     auto bound = ep.listen_unix(path, mode);
     if (!bound) throw std::runtime_error(bound.error().message);
@@ -52,6 +54,10 @@ TEST_CASE("unix: the demo commands through client and channel", "[unix]") {
   data.s = "seven";
   CHECK(c->call<demo::Struct>(data).has_value());
   CHECK(c->call<demo::Daytime>({}).has_value());
+  demo::pb::Complex pb;
+  pb.set_n(3);
+  CHECK(c->call<demo::Proto>(pb).has_value());
+  CHECK(c->call<demo::Commands>({}).value().find("ECHO") != std::string::npos);
   auto ch = cmdwire::channel::create("unix:" + p.path);
   REQUIRE(ch.has_value());
   CHECK(ch->call<demo::Echo>("channel").value() == "channel");
@@ -84,6 +90,23 @@ TEST_CASE("unix: a stale socket file is replaced, a live one refused", "[unix]")
   CHECK(::lstat(p.path.c_str(), &st) != 0);  // stop() removed the file
 }
 
+TEST_CASE("unix: auth works as on TCP", "[unix]") {
+  temp_path p;
+  cmdwire::endpoint_options options;
+  options.auth_token = "s3cret";
+  unix_server server(p.path, std::nullopt, options);
+  cmdwire::client_options wrong;
+  wrong.auth_token = "guess";
+  auto refused = cmdwire::client::connect("unix:" + p.path, wrong);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == cmdwire::errc::unauthorized);
+  cmdwire::client_options right;
+  right.auth_token = "s3cret";
+  auto c = cmdwire::client::connect("unix:" + p.path, right);
+  REQUIRE(c.has_value());
+  CHECK(c->call<demo::Ping>({}).value() == "PONG");
+}
+
 TEST_CASE("unix: a path that is not a socket is refused", "[unix]") {
   temp_path p;
   {
@@ -105,3 +128,15 @@ TEST_CASE("unix: the CLI connects to unix:PATH", "[unix]") {
   CHECK(cli.exit_code == 0);
   CHECK(cli.out == "PONG\n");
 }
+
+#ifdef CMDWIRE_TEST_BENCH
+TEST_CASE("unix: cmdwire-bench drives a server on unix:PATH", "[unix]") {
+  temp_path p;
+  unix_server server(p.path);
+  const auto bench = cmdwire::test::run({cmdwire::test::bin_path("cmdwire-bench"), "--connect",
+                                         "unix:" + p.path, "--duration", "0.2", "--warmup", "0"});
+  CHECK(bench.exit_code == 0);
+  CHECK(bench.out.find(" 0 errors") != std::string::npos);
+  CHECK(bench.out.find("requests  0 ") == std::string::npos);
+}
+#endif
