@@ -105,6 +105,19 @@ struct endpoint::impl {
     socket.shutdown(asio::socket_base::shutdown_both, ignored);
   }
 
+  /// Before binding a listener (mutex held): only before start(), and TLS loaded once.
+  result<void> ready_to_listen() {
+    if (state != lifecycle::init) {
+      return error{make_error_code(errc::not_connected), "listen before start()"};
+    }
+    if (options.tls && !tls) {
+      auto context = detail::make_server_tls(*options.tls);
+      if (!context) return context.error();
+      tls = std::move(*context);
+    }
+    return {};
+  }
+
   void join() {
     std::lock_guard lock(join_mutex);
     for (auto& w : workers) {
@@ -198,14 +211,7 @@ result<tcp::endpoint> resolve_listen_address(asio::io_context& ctx, std::string_
 result<std::uint16_t> endpoint::serve(std::string_view host, std::uint16_t port,
                                       connection_handler fn) {
   std::lock_guard lock(impl_->mutex);
-  if (impl_->state != lifecycle::init) {
-    return error{make_error_code(errc::not_connected), "listen before start()"};
-  }
-  if (impl_->options.tls && !impl_->tls) {
-    auto context = detail::make_server_tls(*impl_->options.tls);
-    if (!context) return context.error();
-    impl_->tls = std::move(*context);
-  }
+  if (auto ready = impl_->ready_to_listen(); !ready) return ready.error();
   auto& ctx = impl_->workers.front()->context;
   auto where = resolve_listen_address(ctx, host, port);
   if (!where) return where.error();
@@ -260,14 +266,7 @@ result<void> clear_stale_socket(asio::io_context& ctx, const std::string& path) 
 
 result<void> endpoint::listen_unix(std::string_view path, std::optional<unsigned> mode) {
   std::lock_guard lock(impl_->mutex);
-  if (impl_->state != lifecycle::init) {
-    return error{make_error_code(errc::not_connected), "listen before start()"};
-  }
-  if (impl_->options.tls && !impl_->tls) {
-    auto context = detail::make_server_tls(*impl_->options.tls);
-    if (!context) return context.error();
-    impl_->tls = std::move(*context);
-  }
+  if (auto ready = impl_->ready_to_listen(); !ready) return ready.error();
   const std::string file(path);
   if (file.empty() || file.size() >= sizeof(sockaddr_un::sun_path)) {
     return make_error(errc::bad_address, fmt::format("a Unix socket path is 1-{} bytes",
