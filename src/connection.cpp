@@ -73,8 +73,7 @@ std::string unix_peer_name(asio::generic::stream_protocol::socket& socket) {
 connection::connection(socket_type socket, const connection_options& options)
     : options_(options), socket_(std::move(socket)), buffer_(options.initial_buffer) {
   boost::system::error_code ec;
-  unix_ = socket_.is_open() && socket_.local_endpoint(ec).protocol().family() == AF_UNIX;
-  if (unix_) {
+  if (socket_.is_open() && socket_.local_endpoint(ec).protocol().family() == AF_UNIX) {
     peer_name_ = unix_peer_name(socket_);
   } else {
     peer_ = convert<tcp::endpoint>(socket_.remote_endpoint(ec));

@@ -72,7 +72,6 @@ class connection {
   /// The peer for people: "127.0.0.1:61000", or "unix:/run/x.sock (uid 1000, pid 4242)" with
   /// the credentials the kernel gives (SO_PEERCRED).
   [[nodiscard]] const std::string& peer_name() const noexcept { return peer_name_; }
-  [[nodiscard]] bool is_unix() const noexcept { return unix_; }
   [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
   [[nodiscard]] asio::any_io_executor executor() noexcept { return socket_.get_executor(); }
   /// Ends the connection: pending reads and writes complete with operation_aborted.
@@ -159,7 +158,6 @@ class connection {
   std::optional<asio::ssl::stream<socket_type&>> tls_;
   asio::ip::tcp::endpoint peer_;
   std::string peer_name_;
-  bool unix_ = false;
 
   std::vector<char> buffer_;
   std::size_t begin_ = 0;
