@@ -117,3 +117,25 @@ TEST_CASE("to_string round trips") {
     CHECK(parse_ok(text).to_string() == text);
   }
 }
+
+TEST_CASE("unix:PATH and its length limit") {
+  const auto ok = cmdwire::parse_address("unix:/run/app.sock");
+  REQUIRE(ok.has_value());
+  CHECK(ok->is_unix());
+  CHECK(ok->unix_path == "/run/app.sock");
+  CHECK(ok->to_string() == "unix:/run/app.sock");
+  // sun_path holds 108 bytes with its NUL: 107 is the longest path.
+  const std::string longest = "/" + std::string(106, 'a');
+  CHECK(cmdwire::parse_address("unix:" + longest).has_value());
+  const auto too_long = cmdwire::parse_address("unix:" + longest + "a");
+  REQUIRE_FALSE(too_long.has_value());
+  CHECK(too_long.error().code == cmdwire::errc::bad_address);
+  const auto empty = cmdwire::parse_address("unix:");
+  REQUIRE_FALSE(empty.has_value());
+  CHECK(empty.error().code == cmdwire::errc::bad_address);
+  CHECK_FALSE(cmdwire::parse_address(std::string("unix:/a\0b", 9)).has_value());
+  const auto tcp = cmdwire::parse_address("127.0.0.1:7");
+  REQUIRE(tcp.has_value());
+  CHECK_FALSE(tcp->is_unix());
+  CHECK(tcp->to_string() == "127.0.0.1:7");
+}
