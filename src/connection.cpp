@@ -174,6 +174,7 @@ asio::awaitable<connection::error_code> connection::read_more(std::size_t need) 
   reading_ = false;
   read_deadline_ = steady_clock::time_point::max();
   end_ += n;
+  if (options_.bytes_in != nullptr) options_.bytes_in->add(n);
   last_read_ = steady_clock::now();
   co_return ec;
 }
@@ -238,6 +239,7 @@ asio::awaitable<connection::error_code> connection::flush() {
     std::swap(queued_, writing_);
     write_started();
     auto [ec, n] = co_await async_write_all(asio::buffer(writing_));
+    if (options_.bytes_out != nullptr) options_.bytes_out->add(n);
     write_finished();
     if (ec) co_return ec;
   }
@@ -250,6 +252,7 @@ asio::awaitable<connection::error_code> connection::write(std::string_view bytes
   const std::array<asio::const_buffer, 2> both{asio::buffer(writing_),
                                                asio::buffer(bytes.data(), bytes.size())};
   auto [ec, n] = co_await async_write_all(both);
+  if (options_.bytes_out != nullptr) options_.bytes_out->add(n);
   write_finished();
   co_return ec;
 }

@@ -21,6 +21,7 @@
 
 #include "cmdwire/error.hpp"
 #include "cmdwire/wire.hpp"
+#include "owned_counter.hpp"
 
 namespace cmdwire::detail {
 
@@ -45,6 +46,9 @@ struct connection_options {
   /// Receives the change in this connection's buffer capacity, so an endpoint can bound the
   /// memory all its connections hold. May be null.
   std::atomic<std::size_t>* buffered_bytes = nullptr;
+  /// Receive the bytes read and written (the endpoint's per-worker totals). May be null.
+  owned_counter* bytes_in = nullptr;
+  owned_counter* bytes_out = nullptr;
 };
 
 class connection {

@@ -21,6 +21,7 @@
 #include <stdexcept>
 
 #include "broker.hpp"
+#include "builtins.hpp"
 #include "datagram.hpp"
 #include "endpoint_impl.hpp"
 #include "session.hpp"
@@ -37,7 +38,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // while connections close and free descriptors.
 constexpr auto accept_retry_delay = std::chrono::milliseconds(50);
 
-enum class lifecycle { init, running, stopping, stopped };
+enum class lifecycle { init, running, draining, stopping, stopped };
 }  // namespace
 
 struct endpoint::impl {
@@ -118,6 +119,40 @@ struct endpoint::impl {
     return {};
   }
 
+  /// Stops accepting and drains every worker (mutex held).
+  void begin_stop() {
+    const bool was_running = state == lifecycle::running || state == lifecycle::draining;
+    state = lifecycle::stopping;
+    // The socket files go now, so a successor can bind the paths at once; connections made
+    // already are not affected.
+    for (auto& l : listeners) {
+      if (!l->unix_path.empty()) ::unlink(l->unix_path.c_str());
+    }
+    if (was_running) {
+      // Each acceptor and session belongs to one worker thread; close them there.
+      for (auto& l : listeners) {
+        asio::post(workers.front()->context, [acceptor = &l->acceptor] {
+          boost::system::error_code ignored;
+          acceptor->close(ignored);
+        });
+      }
+      for (auto& svc : datagram_services) {
+        asio::post(workers.front()->context, [socket = &svc->socket] {
+          boost::system::error_code ignored;
+          socket->close(ignored);
+        });
+      }
+      for (auto& w : workers) {
+        w->stopping.store(true);
+        asio::post(w->context, [worker = w.get(), timeout = options.drain_timeout] {
+          detail::drain_sessions(*worker, timeout);
+        });
+      }
+      // Once their connections have wound down the contexts run out of work and return.
+      keep_running.clear();
+    }
+  }
+
   void join() {
     std::lock_guard lock(join_mutex);
     for (auto& w : workers) {
@@ -135,6 +170,13 @@ endpoint::endpoint(endpoint_options options) : impl_(std::make_unique<impl>()) {
   impl_->options.threads = threads;
   for (unsigned i = 0; i < threads; ++i) {
     impl_->workers.push_back(std::make_unique<detail::worker>());
+  }
+  const auto& builtins = impl_->options.builtins;
+  if (builtins.health) {
+    add_handler(detail::health_command, detail::health_handler(*this), {}, {}, false, false, true);
+  }
+  if (builtins.stats) {
+    add_handler(detail::stats_command, detail::stats_handler(*this), {}, {}, false, false, true);
   }
 }
 
@@ -158,7 +200,7 @@ endpoint::~endpoint() {
 }
 
 void endpoint::add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
-                           stream_handler stream, bool line, bool offloaded) {
+                           stream_handler stream, bool line, bool offloaded, bool builtin) {
   std::lock_guard lock(impl_->mutex);
   if (impl_->state != lifecycle::init) {
     throw std::logic_error("cmdwire::endpoint: register handlers before start()");
@@ -170,9 +212,16 @@ void endpoint::add_handler(std::string_view name, raw_handler sync, async_raw_ha
     throw std::invalid_argument(
         "cmdwire::endpoint: HELLO is the connection-level negotiation (PROTOCOL.md §8)");
   }
-  detail::handler_entry entry{std::move(sync), std::move(async), std::move(stream), line,
-                              offloaded};
-  if (!impl_->handlers.emplace(std::string(name), std::move(entry)).second) {
+  detail::handler_entry entry{std::move(sync), std::move(async), std::move(stream),     line,
+                              offloaded,       builtin,          impl_->handlers.size()};
+  const auto [it, added] = impl_->handlers.emplace(std::string(name), std::move(entry));
+  if (!added && it->second.builtin) {
+    throw std::invalid_argument(
+        fmt::format("cmdwire::endpoint: '{}' is a built-in command; switch it off in "
+                    "endpoint_options::builtins to register your own",
+                    name));
+  }
+  if (!added) {
     throw std::invalid_argument(
         fmt::format("cmdwire::endpoint: command '{}' registered twice", name));
   }
@@ -361,10 +410,52 @@ endpoint_stats endpoint::stats() const noexcept {
           st.rejected_busy.load(), st.timed_out.load()};
 }
 
+bool endpoint::draining() const noexcept { return impl_->shared.draining.load(); }
+
+endpoint_report endpoint::report() const {
+  const auto& st = impl_->shared;
+  endpoint_report r;
+  r.version = CMDWIRE_VERSION;
+  r.uptime_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count();
+  r.draining = st.draining.load();
+  r.connections = st.connections.load();
+  r.accepted = st.accepted.load();
+  r.rejected = st.rejected_busy.load();
+  r.timed_out = st.timed_out.load();
+  r.commands.resize(impl_->handlers.size());
+  for (const auto& [name, entry] : impl_->handlers) {
+    command_report& c = r.commands[entry.index];
+    c.name = name;
+    c.latency_buckets.assign(detail::latency_buckets::count + 1, 0);
+  }
+  for (const auto& w : impl_->workers) {
+    const detail::worker_counters& wc = w->counters;
+    r.bytes_in += wc.bytes_in.get();
+    r.bytes_out += wc.bytes_out.get();
+    r.unknown_commands += wc.unknown_commands.get();
+    r.protocol_errors += wc.protocol_errors.get();
+    // Empty before start(): every command has counted nothing yet.
+    for (std::size_t i = 0; i < wc.commands.size() && i < r.commands.size(); ++i) {
+      detail::add_counters(wc.commands[i], r.commands[i]);
+    }
+  }
+  for (command_report& c : r.commands) {
+    c.p50_seconds = detail::latency_quantile(c.latency_buckets, 0.50);
+    c.p90_seconds = detail::latency_quantile(c.latency_buckets, 0.90);
+    c.p99_seconds = detail::latency_quantile(c.latency_buckets, 0.99);
+  }
+  std::sort(r.commands.begin(), r.commands.end(),
+            [](const command_report& a, const command_report& b) { return a.name < b.name; });
+  return r;
+}
+
 void endpoint::start() {
   std::lock_guard lock(impl_->mutex);
   if (impl_->state != lifecycle::init) return;
   impl_->state = lifecycle::running;
+  // Each command has a slot in every worker's counters; the registry is fixed from here on.
+  for (auto& w : impl_->workers) w->counters.commands.resize(impl_->handlers.size());
   for (auto& w : impl_->workers) impl_->keep_running.push_back(asio::make_work_guard(w->context));
   for (auto& l : impl_->listeners) {
     asio::co_spawn(impl_->workers.front()->context, impl_->accept_loop(*l), asio::detached);
@@ -388,36 +479,23 @@ void endpoint::start() {
 void endpoint::stop() {
   {
     std::lock_guard lock(impl_->mutex);
-    if (impl_->state == lifecycle::stopping || impl_->state == lifecycle::stopped) return;
-    const bool was_running = impl_->state == lifecycle::running;
-    impl_->state = lifecycle::stopping;
-    // The socket files go now, so a successor can bind the paths at once; connections made
-    // already are not affected.
-    for (auto& l : impl_->listeners) {
-      if (!l->unix_path.empty()) ::unlink(l->unix_path.c_str());
-    }
-    if (was_running) {
-      // Each acceptor and session belongs to one worker thread; close them there.
-      for (auto& l : impl_->listeners) {
-        asio::post(impl_->workers.front()->context, [acceptor = &l->acceptor] {
-          boost::system::error_code ignored;
-          acceptor->close(ignored);
-        });
-      }
-      for (auto& svc : impl_->datagram_services) {
-        asio::post(impl_->workers.front()->context, [socket = &svc->socket] {
-          boost::system::error_code ignored;
-          socket->close(ignored);
-        });
-      }
-      for (auto& w : impl_->workers) {
-        w->stopping.store(true);
-        asio::post(w->context, [worker = w.get(), timeout = impl_->options.drain_timeout] {
-          detail::drain_sessions(*worker, timeout);
-        });
-      }
-      // Once their connections have wound down the contexts run out of work and return.
-      impl_->keep_running.clear();
+    if (impl_->state != lifecycle::init && impl_->state != lifecycle::running) return;
+    impl_->shared.draining.store(true);
+    if (impl_->state == lifecycle::running && impl_->options.drain_grace.count() > 0) {
+      // Serve as before while health checks see DRAINING; then drain.
+      impl_->state = lifecycle::draining;
+      asio::co_spawn(
+          impl_->workers.front()->context,
+          [this]() -> asio::awaitable<void> {
+            asio::steady_timer grace(co_await asio::this_coro::executor,
+                                     impl_->options.drain_grace);
+            co_await grace.async_wait(nothrow);
+            std::lock_guard lock(impl_->mutex);
+            impl_->begin_stop();
+          },
+          asio::detached);
+    } else {
+      impl_->begin_stop();
     }
   }
   if (!impl_->on_worker_thread()) wait();

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cmdwire/endpoint.hpp"
+#include "metrics.hpp"
 
 namespace cmdwire::detail {
 
@@ -30,6 +31,9 @@ struct handler_entry {
   stream_handler stream;
   bool line = false;
   bool offload = false;  ///< `sync` runs on the endpoint's handler pool
+  bool builtin = false;  ///< registered by the endpoint itself (HEALTH, STATS, ...)
+  /// This command's slot in each worker's counters: its registration order.
+  std::size_t index = 0;
 
   [[nodiscard]] wire::body_rule rule() const noexcept {
     if (stream) return wire::body_rule::head_only;
@@ -59,6 +63,8 @@ struct worker {
   std::atomic<bool> stopping{false};
   /// Bounds the drain: when it fires, whatever still runs on this worker is abandoned.
   std::optional<asio::steady_timer> drain_deadline;
+  /// Written by this worker's thread only; summed by STATS and /metrics.
+  worker_counters counters;
   asio::io_context context{1};
   std::thread thread;
 
@@ -95,6 +101,9 @@ struct endpoint_state {
   std::optional<asio::thread_pool> handler_pool;
   /// Offloaded calls queued or running; bounded by options.handler_queue.
   std::atomic<std::size_t> offloaded{0};
+  /// Set once stop() has begun: HEALTH answers DRAINING.
+  std::atomic<bool> draining{false};
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
 }  // namespace cmdwire::detail

@@ -21,7 +21,7 @@ session::session(endpoint_state& state, worker& home, connection::socket_type so
       handlers_(state.handlers),
       opt_(state.options),
       home_(home),
-      conn_(std::move(socket), connection_options_for(state)),
+      conn_(std::move(socket), connection_options_for(state, home)),
       wake_(conn_.executor()) {
   home_.sessions.push_front(this);
   registration_ = home_.sessions.begin();
@@ -34,7 +34,7 @@ session::~session() {
   if (home_.sessions.empty() && home_.drain_deadline) home_.drain_deadline->cancel();
 }
 
-connection_options session::connection_options_for(endpoint_state& state) {
+connection_options session::connection_options_for(endpoint_state& state, worker& home) {
   const endpoint_options& opt = state.options;
   connection_options c;
   c.limits = opt.limits;
@@ -43,6 +43,8 @@ connection_options session::connection_options_for(endpoint_state& state) {
   c.request_timeout = opt.request_timeout;
   c.write_timeout = opt.write_timeout;
   c.buffered_bytes = &state.buffered_bytes;
+  c.bytes_in = &home.counters.bytes_in;
+  c.bytes_out = &home.counters.bytes_out;
   return c;
 }
 
@@ -95,6 +97,7 @@ asio::awaitable<std::optional<std::size_t>> session::answer_buffered() {
     const wire::head_parse head = wire::parse_request_head(data, opt_.limits);
     if (head.state == wire::status::need_more) co_return head.need;
     if (head.state == wire::status::error) {
+      home_.counters.protocol_errors.add();
       co_await fail_and_close(head.error, head.detail);
       co_return std::nullopt;
     }
@@ -104,6 +107,7 @@ asio::awaitable<std::optional<std::size_t>> session::answer_buffered() {
         data, head, entry != nullptr ? entry->rule() : wire::body_rule::framed, opt_.limits);
     if (parsed.state == wire::status::need_more) co_return parsed.need;
     if (parsed.state == wire::status::error) {
+      home_.counters.protocol_errors.add();
       co_await fail_and_close(parsed.error, parsed.detail);
       co_return std::nullopt;
     }
@@ -128,6 +132,7 @@ bool session::answer_now(const handler_entry* entry, const wire::request& req) {
 
 bool session::refuse(const handler_entry* entry, const wire::request& req) {
   if (entry == nullptr && req.head.name != hello_command) {
+    home_.counters.unknown_commands.add();
     wire::append_error(conn_.out(), errc::unknown_command,
                        fmt::format("unknown command '{}'", req.head.name), req.head.id);
     return true;
@@ -135,6 +140,7 @@ bool session::refuse(const handler_entry* entry, const wire::request& req) {
   if (const auto deadline = deadline_of(req); deadline && steady_clock::now() > *deadline) {
     wire::append_error(conn_.out(), errc::deadline_exceeded,
                        "deadline passed before the request could run", req.head.id);
+    if (entry != nullptr) count(*entry, steady_clock::now(), errc::deadline_exceeded);
     return true;
   }
   return false;

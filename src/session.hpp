@@ -74,9 +74,10 @@ class session final : public stream {
     request_context rc;
     call_context ctx;
     std::string reply;  ///< the reply body
+    steady_clock::time_point begun = steady_clock::now();
   };
 
-  static connection_options connection_options_for(endpoint_state& state);
+  static connection_options connection_options_for(endpoint_state& state, worker& home);
 
   /// TLS server handshake, bounded by the request timeout. False: the session is over.
   asio::awaitable<bool> start_tls(asio::ssl::context& context);
@@ -110,7 +111,12 @@ class session final : public stream {
   void start_concurrent(const handler_entry& entry, const wire::request& req);
   asio::awaitable<void> run_concurrent(std::list<call>::iterator it, const handler_entry& entry);
   asio::awaitable<void> run_stream(const handler_entry& entry, const wire::request& req);
-  void append_reply(const request_context& rc, const reply_writer& writer, const std::string& body);
+  /// Queues the reply; returns the error code it carries, if any.
+  std::optional<errc> append_reply(const request_context& rc, const reply_writer& writer,
+                                   const std::string& body);
+  /// Counts one call of `entry` that began at `begun` and has just been answered.
+  void count(const handler_entry& entry, steady_clock::time_point begun,
+             std::optional<errc> failed) noexcept;
   /// Call inside a catch block: turns the exception in flight into the error reply.
   void fail_from_exception(const request_context& rc, reply_writer& writer) const;
   /// Waits until a running call ends (or something else wakes the session).
@@ -130,6 +136,9 @@ class session final : public stream {
   std::size_t tasks_ = 0;
   /// Never expires by itself: cancelled to wake a coroutine waiting for a call to end.
   asio::steady_timer wake_;
+  /// When the last inline request was answered: the next one's latency starts there (or at
+  /// the read that brought it), so an inline request costs one clock read.
+  steady_clock::time_point last_answered_{};
   bool out_of_order_ = false;  ///< negotiated by HELLO
   bool draining_ = false;      ///< the endpoint is stopping
 };

@@ -46,28 +46,37 @@ session::call::call(const connection& conn, const wire::request& req,
   rc.call = &ctx;
 }
 
-void session::append_reply(const request_context& rc, const reply_writer& writer,
-                           const std::string& body) {
+std::optional<errc> session::append_reply(const request_context& rc, const reply_writer& writer,
+                                          const std::string& body) {
   if (const auto& failure = writer.failure()) {
-    wire::append_error(conn_.out(), wire_code(failure->code), failure->message, rc.id);
-    return;
+    const errc code = wire_code(failure->code);
+    wire::append_error(conn_.out(), code, failure->message, rc.id);
+    return code;
   }
   if (rc.line_form) {
     // A line reply must stay one line, and must not look like an error frame.
     if (body.find('\n') != std::string::npos) {
       wire::append_error(conn_.out(), errc::internal, "line handler returned more than one line",
                          rc.id);
-      return;
+      return errc::internal;
     }
     if (body.starts_with("ERR ")) {
       wire::append_error(conn_.out(), errc::internal,
                          "line handler returned a line that reads as an error reply", rc.id);
-      return;
+      return errc::internal;
     }
     wire::append_line(conn_.out(), body);
-    return;
+    return std::nullopt;
   }
   wire::append_ok(conn_.out(), body, rc.id);
+  return std::nullopt;
+}
+
+void session::count(const handler_entry& entry, steady_clock::time_point begun,
+                    std::optional<errc> failed) noexcept {
+  const auto now = steady_clock::now();
+  home_.counters.commands[entry.index].record(now - begun, failed);
+  last_answered_ = now;
 }
 
 void session::fail_from_exception(const request_context& rc, reply_writer& writer) const {
@@ -87,6 +96,8 @@ void session::fail_from_exception(const request_context& rc, reply_writer& write
 }
 
 void session::run_sync(const handler_entry& entry, const wire::request& req) {
+  // Parsing this request began when the previous one was answered, or when its bytes came.
+  const auto begun = std::max(last_answered_, conn_.last_read());
   request_context rc = context_for(req, conn_.peer());
   call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req), conn_.peer_name());
   rc.call = &ctx;
@@ -97,8 +108,9 @@ void session::run_sync(const handler_entry& entry, const wire::request& req) {
   } catch (...) {
     fail_from_exception(rc, writer);
   }
-  append_reply(rc, writer, body_);
+  const auto failed = append_reply(rc, writer, body_);
   conn_.account_also(body_.capacity());
+  count(entry, begun, failed);
 }
 
 namespace {
@@ -126,11 +138,12 @@ asio::awaitable<void> session::run_call(call& c, const handler_entry& entry) {
       break;
     case cancel_reason::peer_gone:
     case cancel_reason::shutdown:
+      count(entry, c.begun, std::nullopt);
       co_return;  // nobody is waiting for the reply
     case cancel_reason::none:
       break;
   }
-  append_reply(c.rc, writer, c.reply);
+  count(entry, c.begun, append_reply(c.rc, writer, c.reply));
 }
 
 asio::awaitable<void> session::run_handler(call& c, const handler_entry& entry,
@@ -214,8 +227,10 @@ asio::awaitable<void> session::run_stream(const handler_entry& entry, const wire
   rc.name = name;
   call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req), conn_.peer_name());
   rc.call = &ctx;
+  const auto begun = steady_clock::now();
   if (auto ec = co_await conn_.flush(); ec) co_return;
   co_await entry.stream(rc, *this);
+  count(entry, begun, std::nullopt);
 }
 
 }  // namespace cmdwire::detail

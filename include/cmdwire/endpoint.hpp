@@ -21,6 +21,7 @@
 #include "cmdwire/codec.hpp"
 #include "cmdwire/command.hpp"
 #include "cmdwire/error.hpp"
+#include "cmdwire/metrics.hpp"
 #include "cmdwire/tls.hpp"
 #include "cmdwire/wire.hpp"
 
@@ -45,6 +46,13 @@ struct push_limits {
   std::chrono::milliseconds soft_for = std::chrono::seconds(60);
 };
 
+/// The commands every endpoint answers unless switched off here (PROTOCOL.md §11). Switching
+/// one off frees its name for a handler of your own.
+struct builtin_commands {
+  bool health = true;  ///< HEALTH: `SERVING`, or `DRAINING` once stop() has begun
+  bool stats = true;   ///< STATS: counters and latencies as JSON (see metrics.hpp)
+};
+
 struct endpoint_options {
   wire::limits limits;   ///< line and body limits for requests.
   decode_limits decode;  ///< nesting limit for typed bodies.
@@ -53,6 +61,11 @@ struct endpoint_options {
   /// How long stop() lets connections finish the requests they have already read; after
   /// that, handlers still running are abandoned and their connections closed.
   std::chrono::milliseconds drain_timeout{5000};
+  /// How long stop() keeps serving as before (new connections included) while HEALTH says
+  /// DRAINING, before the drain above begins: time for a load balancer's health check to take
+  /// the server out of rotation. 0: drain at once.
+  std::chrono::milliseconds drain_grace{0};
+  builtin_commands builtins;
 
   /// Connections served at once; one more is answered `ERR busy` and closed, so a flood of
   /// connections cannot exhaust descriptors or memory.
@@ -261,6 +274,12 @@ class endpoint {
   [[nodiscard]] const endpoint_options& options() const noexcept;
   /// A snapshot of the counters; callable from any thread.
   [[nodiscard]] endpoint_stats stats() const noexcept;
+  /// Everything counted since construction, summed over the workers: what STATS and /metrics
+  /// show. Callable from any thread; each figure is read once, so figures written meanwhile may
+  /// or may not be in it.
+  [[nodiscard]] endpoint_report report() const;
+  /// True once stop() has begun (HEALTH answers DRAINING).
+  [[nodiscard]] bool draining() const noexcept;
 
   /// Starts the worker threads and accept loops; returns at once.
   void start();
@@ -268,14 +287,15 @@ class endpoint {
   void wait();
   /// `start()` then `wait()`.
   void run();
-  /// Stops accepting; each connection finishes the requests it has read, flushes their replies
-  /// and closes (idle ones at once); waits at most drain_timeout, then joins the workers.
+  /// HEALTH says DRAINING from now on; after drain_grace (serving as usual meanwhile) it stops
+  /// accepting, each connection finishes the requests it has read, flushes their replies and
+  /// closes (idle ones at once); waits at most drain_timeout, then joins the workers.
   /// Idempotent; callable from any thread (from a handler it returns without waiting).
   void stop();
 
  private:
   void add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
-                   stream_handler stream, bool line, bool offloaded = false);
+                   stream_handler stream, bool line, bool offloaded = false, bool builtin = false);
   template <command C, class F>
   static raw_handler make_sync_handler(F fn, decode_limits limits);
 
