@@ -128,8 +128,11 @@ int main(int argc, char** argv) {
   ms_option("--idle-timeout", options.idle_timeout, "close connections idle this long");
   ms_option("--request-timeout", options.request_timeout, "time to receive one whole request");
   ms_option("--write-timeout", options.write_timeout, "time a reply write may wait");
+  ms_option("--drain-grace", options.drain_grace,
+            "on SIGINT/SIGTERM, time to keep serving while HEALTH says DRAINING, so a load "
+            "balancer takes this server out first");
   ms_option("--drain-timeout", options.drain_timeout,
-            "on SIGINT/SIGTERM, time to finish in-flight requests");
+            "on SIGINT/SIGTERM, time to finish in-flight requests (after --drain-grace)");
   std::string tls_cert, tls_key, tls_client_ca;
   auto* cert_opt = app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS")
                        ->check(CLI::ExistingFile);
@@ -208,8 +211,9 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     options.log(cmdwire::log_level::info,
-                fmt::format("signal {}: draining (up to {} ms); signal again to exit now", signo,
-                            options.drain_timeout.count()));
+                fmt::format("signal {}: HEALTH says DRAINING; serving {} ms more, then draining "
+                            "(up to {} ms); signal again to exit now",
+                            signo, options.drain_grace.count(), options.drain_timeout.count()));
     signals.async_wait([&](const boost::system::error_code& again, int) {
       if (again) return;
       options.log(cmdwire::log_level::warn, "second signal: exiting without draining");

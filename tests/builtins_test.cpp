@@ -1,0 +1,229 @@
+// The built-in commands over raw sockets: HEALTH (SERVING, DRAINING on stop and on SIGTERM
+// while in-flight calls finish) and STATS (exact counts, bytes, errors, latency).
+#include <catch2/catch.hpp>
+#include <string>
+#include <thread>
+
+#include "cmdwire/endpoint.hpp"
+#include "support/process.hpp"
+#include "support/test_server.hpp"
+
+#if __has_include(<cereal/external/rapidjson/document.h>)
+#include <cereal/external/rapidjson/document.h>
+namespace rj = CEREAL_RAPIDJSON_NAMESPACE;
+#else
+#include <rapidjson/document.h>
+namespace rj = RAPIDJSON_NAMESPACE;
+#endif
+
+using cmdwire::test::raw_socket;
+using cmdwire::test::test_server;
+
+namespace {
+
+/// One framed reply ("OK n\n...\n" or "ERR code n\n...\n") without its final LF.
+std::string read_reply(raw_socket& s) {
+  std::string head;
+  while (head.empty() || head.back() != '\n') head += s.read_exact(1);
+  std::size_t at = head.find(' ') + 1;
+  if (head.starts_with("ERR ")) at = head.find(' ', at) + 1;
+  const std::size_t n = std::stoul(head.substr(at, head.find_first_of(" \n", at) - at));
+  std::string body = s.read_exact(n + 1);
+  REQUIRE(body.back() == '\n');
+  body.pop_back();
+  return head + body;
+}
+
+/// The body of an `OK` reply.
+std::string body_of(const std::string& reply) {
+  REQUIRE(reply.starts_with("OK "));
+  return reply.substr(reply.find('\n') + 1);
+}
+
+/// Sends STATS on `s` and parses the JSON it answers; `sent` grows by the request's bytes and
+/// `reply_bytes` is set to the reply's.
+rj::Document stats(raw_socket& s, std::size_t& sent, std::size_t& reply_bytes) {
+  s.send("STATS\n");
+  sent += 6;
+  const std::string reply = read_reply(s);
+  reply_bytes = reply.size() + 1;
+  rj::Document doc;
+  doc.Parse(body_of(reply).c_str());
+  REQUIRE_FALSE(doc.HasParseError());
+  REQUIRE(doc.IsObject());
+  return doc;
+}
+
+std::uint64_t u64(const rj::Value& v, const char* key) {
+  REQUIRE(v.HasMember(key));
+  REQUIRE(v[key].IsUint64());
+  return v[key].GetUint64();
+}
+
+double number(const rj::Value& v, const char* key) {
+  REQUIRE(v.HasMember(key));
+  REQUIRE(v[key].IsNumber());
+  return v[key].GetDouble();
+}
+
+}  // namespace
+
+TEST_CASE("HEALTH answers SERVING, as one framed reply to one line") {
+  test_server server;
+  raw_socket s(server.port());
+  s.send("HEALTH\n");
+  CHECK(read_reply(s) == "OK 7\nSERVING");
+  s.send("HEALTH id=9\n");
+  CHECK(read_reply(s) == "OK 7 id=9\nSERVING");
+}
+
+TEST_CASE("STATS counts calls, errors, unknown commands and bytes exactly, over all workers") {
+  test_server server;  // two workers: the two connections land on different ones
+  raw_socket a(server.port());
+  raw_socket b(server.port());
+  std::size_t sent = 0, received = 0;
+  const auto exchange = [&](raw_socket& s, const std::string& request) {
+    s.send(request);
+    sent += request.size();
+    const std::string reply = read_reply(s);
+    received += reply.size() + 1;
+    return reply;
+  };
+  for (int i = 0; i < 30; ++i) REQUIRE(exchange(a, "PING\n") == "OK 4\nPONG");
+  for (int i = 0; i < 20; ++i) REQUIRE(exchange(b, "PING\n") == "OK 4\nPONG");
+  for (int i = 0; i < 3; ++i) REQUIRE(exchange(b, "STRUCT 3\nxyz").starts_with("ERR bad-body "));
+  REQUIRE(exchange(b, "STRUCT 0\n").starts_with("ERR bad-body "));
+  REQUIRE(exchange(a, "NOPE\n").starts_with("ERR unknown-command "));
+  REQUIRE(exchange(b, "NOPE 2\nxy").starts_with("ERR unknown-command "));
+  REQUIRE(exchange(a, "THROW 1\nx").starts_with("ERR internal "));
+
+  // Once b's session has ended, everything it read and wrote has been counted.
+  b.shutdown_send();
+  CHECK(b.read_to_eof().empty());
+  rj::Document doc;
+  std::size_t stats_calls = 0, reply_bytes = 0;
+  for (;;) {
+    doc = stats(a, sent, reply_bytes);
+    if (u64(doc, "connections") == 1) break;
+    received += reply_bytes;  // counted by the time the next STATS runs
+    REQUIRE(++stats_calls < 10000);
+  }
+  CHECK(u64(doc, "accepted") == 2);
+  CHECK(u64(doc, "unknown_commands") == 2);
+  CHECK(u64(doc, "protocol_errors") == 0);
+  CHECK(u64(doc, "bytes_in") == sent);
+  CHECK(u64(doc, "bytes_out") == received);
+  CHECK(doc["version"].IsString());
+  CHECK_FALSE(doc["draining"].GetBool());
+  const rj::Value& commands = doc["commands"];
+  REQUIRE(commands.IsObject());
+  CHECK(u64(commands["PING"], "calls") == 50);
+  CHECK(commands["PING"]["errors"].ObjectEmpty());
+  CHECK(u64(commands["STRUCT"], "calls") == 4);
+  CHECK(u64(commands["STRUCT"]["errors"], "bad-body") == 4);
+  CHECK(u64(commands["THROW"]["errors"], "internal") == 1);
+  // This STATS is counted once it has answered: the ones before it are in.
+  CHECK(u64(commands["STATS"], "calls") == stats_calls);
+  CHECK(u64(commands["ECHO"], "calls") == 0);
+  const rj::Value& ping = commands["PING"]["latency_us"];
+  CHECK(number(ping, "p50") > 0);
+  CHECK(number(ping, "p50") <= number(ping, "p90"));
+  CHECK(number(ping, "p90") <= number(ping, "p99"));
+}
+
+TEST_CASE("STATS latency covers the time a handler awaits") {
+  test_server server;
+  raw_socket s(server.port());
+  for (int i = 0; i < 3; ++i) {
+    s.send("NAP 2\n40");
+    REQUIRE(read_reply(s) == "OK 5\nslept");
+  }
+  s.send("PING\n");
+  REQUIRE(read_reply(s) == "OK 4\nPONG");
+  std::size_t sent = 0, reply_bytes = 0;
+  const rj::Document doc = stats(s, sent, reply_bytes);
+  const rj::Value& nap = doc["commands"]["NAP"]["latency_us"];
+  // A bucket's upper edge is reported, so p50 is at least the 40 ms the timer took.
+  CHECK(number(nap, "p50") >= 40000);
+  CHECK(number(nap, "max") >= 40000);
+  CHECK(number(nap, "p50") < 10e6);
+  CHECK(number(doc["commands"]["PING"]["latency_us"], "max") < number(nap, "p50"));
+}
+
+TEST_CASE("a built-in name is refused until the built-in is switched off") {
+  {
+    cmdwire::endpoint ep;
+    CHECK_THROWS_WITH(ep.handle_raw("HEALTH", [](const auto&, auto&) {}),
+                      Catch::Contains("built-in") && Catch::Contains("builtins"));
+  }
+  cmdwire::endpoint_options options;
+  options.builtins.health = false;
+  options.builtins.stats = false;
+  cmdwire::endpoint ep(options);
+  ep.handle_raw("HEALTH", [](const auto&, cmdwire::reply_writer& w) { w.body() = "mine"; });
+  const auto names = ep.command_names();
+  CHECK(std::count(names.begin(), names.end(), "STATS") == 0);
+  auto port = ep.listen("127.0.0.1", 0);
+  REQUIRE(port.has_value());
+  ep.start();
+  raw_socket s(*port);
+  s.send("HEALTH\nSTATS\n");
+  CHECK(read_reply(s) == "OK 4\nmine");
+  CHECK(read_reply(s).starts_with("ERR unknown-command "));
+}
+
+TEST_CASE("HEALTH says DRAINING once stop() begins, and in-flight calls finish") {
+  cmdwire::endpoint_options options;
+  options.drain_grace = std::chrono::milliseconds(1500);
+  test_server server(options);
+  raw_socket busy(server.port());
+  raw_socket probe(server.port());
+  probe.send("HEALTH\n");
+  REQUIRE(read_reply(probe) == "OK 7\nSERVING");
+  busy.send("NAP 4\n2500");  // outlasts the grace: it finishes during the drain
+  while (server.naps_running() == 0) std::this_thread::yield();  // waits for a condition
+
+  std::thread stopper([&] { server.ep().stop(); });
+  std::string health;
+  for (int polls = 0; health != "OK 8\nDRAINING"; ++polls) {
+    REQUIRE(polls < 100000);
+    probe.send("HEALTH\n");
+    health = read_reply(probe);
+    REQUIRE((health == "OK 7\nSERVING" || health == "OK 8\nDRAINING"));
+  }
+  // During the grace a new connection is still served.
+  raw_socket late(server.port());
+  late.send("HEALTH\n");
+  CHECK(read_reply(late) == "OK 8\nDRAINING");
+  CHECK(read_reply(busy) == "OK 5\nslept");
+  stopper.join();
+  CHECK(server.naps_cancelled() == 0);
+}
+
+TEST_CASE("cmdwire-server: SIGTERM turns HEALTH to DRAINING while a SLEEP in flight finishes") {
+  cmdwire::test::child_process server({cmdwire::test::bin_path("cmdwire-server"), "--listen",
+                                       "127.0.0.1:0", "--drain-grace", "1", "--log-level", "warn"});
+  const auto line = server.read_line();
+  const std::string prefix = "cmdwire-server listening on 127.0.0.1:";
+  REQUIRE(line);
+  REQUIRE(line->starts_with(prefix));
+  const auto port = static_cast<std::uint16_t>(std::stoi(line->substr(prefix.size())));
+
+  // Out of order: PING's reply overtaking SLEEP's proves SLEEP is running.
+  raw_socket busy(port);
+  busy.send("HELLO 3\noooSLEEP 3 id=1\n800PING id=2\n");
+  REQUIRE(read_reply(busy).starts_with("OK "));
+  REQUIRE(read_reply(busy) == "OK 4 id=2\nPONG");
+
+  server.signal(SIGTERM);
+  raw_socket probe(port);
+  std::string health;
+  for (int polls = 0; health != "OK 8\nDRAINING"; ++polls) {
+    REQUIRE(polls < 100000);
+    probe.send("HEALTH\n");
+    health = read_reply(probe);
+    REQUIRE((health == "OK 7\nSERVING" || health == "OK 8\nDRAINING"));
+  }
+  CHECK(read_reply(busy) == "OK 12 id=1\nslept 800 ms");
+  CHECK(server.wait().exit_code == 0);
+}
