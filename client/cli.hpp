@@ -29,6 +29,8 @@ class failure : public std::runtime_error {
 
 void add_call_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
+/// `health` and `stats` (client/introspect.cpp).
+void add_introspection_commands(CLI::App& app);
 void add_net_command(CLI::App& app);
 /// `subscribe TOPIC` and `publish TOPIC TEXT` (client/pubsub.cpp).
 void add_pubsub_commands(CLI::App& app);

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   cmdwire::cli::set_tls(&tls);
   cmdwire::cli::add_call_command(app);
   cmdwire::cli::add_demo_command(app);
+  cmdwire::cli::add_introspection_commands(app);
   cmdwire::cli::add_net_command(app);
   cmdwire::cli::add_pubsub_commands(app);
   try {

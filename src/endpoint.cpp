@@ -441,9 +441,13 @@ endpoint_report endpoint::report() const {
     }
   }
   for (command_report& c : r.commands) {
-    c.p50_seconds = detail::latency_quantile(c.latency_buckets, 0.50);
-    c.p90_seconds = detail::latency_quantile(c.latency_buckets, 0.90);
-    c.p99_seconds = detail::latency_quantile(c.latency_buckets, 0.99);
+    // A bucket's upper edge can pass the slowest call; no quantile is above the maximum.
+    const auto quantile = [&c](double p) {
+      return std::min(detail::latency_quantile(c.latency_buckets, p), c.latency_max_seconds);
+    };
+    c.p50_seconds = quantile(0.50);
+    c.p90_seconds = quantile(0.90);
+    c.p99_seconds = quantile(0.99);
   }
   std::sort(r.commands.begin(), r.commands.end(),
             [](const command_report& a, const command_report& b) { return a.name < b.name; });

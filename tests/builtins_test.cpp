@@ -227,3 +227,33 @@ TEST_CASE("cmdwire-server: SIGTERM turns HEALTH to DRAINING while a SLEEP in fli
   CHECK(read_reply(busy) == "OK 12 id=1\nslept 800 ms");
   CHECK(server.wait().exit_code == 0);
 }
+
+TEST_CASE("cmdwire health and cmdwire stats") {
+  using cmdwire::test::bin_path;
+  cmdwire::endpoint_options options;
+  options.drain_grace = std::chrono::milliseconds(1000);
+  test_server server(options);
+  const auto health =
+      cmdwire::test::run({bin_path("cmdwire"), "health", "--connect", server.address()});
+  CHECK(health.exit_code == 0);
+  CHECK(health.out == "SERVING\n");
+
+  const auto stats =
+      cmdwire::test::run({bin_path("cmdwire"), "stats", "--connect", server.address()});
+  CHECK(stats.exit_code == 0);
+  rj::Document doc;
+  doc.Parse(stats.out.c_str());
+  REQUIRE_FALSE(doc.HasParseError());
+  // The health check above was counted; this STATS is not yet.
+  CHECK(u64(doc["commands"]["HEALTH"], "calls") == 1);
+  CHECK(u64(doc, "accepted") == 2);
+
+  std::thread stopper([&] { server.ep().stop(); });
+  while (!server.ep().draining()) std::this_thread::yield();  // waits for a condition
+  const auto draining =
+      cmdwire::test::run({bin_path("cmdwire"), "health", "--connect", server.address()});
+  CHECK(draining.exit_code == 1);
+  CHECK(draining.out == "DRAINING\n");
+  CHECK_THAT(draining.err, Catch::Contains("draining, not SERVING"));
+  stopper.join();
+}
