@@ -148,7 +148,10 @@ int main(int argc, char** argv) {
   app.add_option("--auth-token-file", token_file,
                  "require `AUTH <token>` first; the token is this file's first line")
       ->check(CLI::ExistingFile);
-  std::string echo_at, udp_echo_at, daytime_at, udp_daytime_at, chat_at;
+  std::string echo_at, udp_echo_at, daytime_at, udp_daytime_at, chat_at, metrics_at;
+  app.add_option("--metrics-listen", metrics_at,
+                 "also serve Prometheus metrics (GET /metrics, the figures of STATS) over HTTP "
+                 "on HOST:PORT");
   app.add_option("--echo", echo_at, "also serve RFC 862 echo over TCP on HOST:PORT");
   app.add_option("--udp-echo", udp_echo_at, "also serve RFC 862 echo over UDP on HOST:PORT");
   app.add_option("--daytime", daytime_at, "also serve RFC 867 daytime over TCP on HOST:PORT");
@@ -257,8 +260,11 @@ int main(int argc, char** argv) {
                     [&](const std::string& h, std::uint16_t p) {
                       return ep.serve_udp(h, p, cmdwire::udp_daytime_reply);
                     }) &&
-      serve_service("chat", chat_at, [&](const std::string& h, std::uint16_t p) {
-        return ep.serve(h, p, room.handler());
+      serve_service(
+          "chat", chat_at,
+          [&](const std::string& h, std::uint16_t p) { return ep.serve(h, p, room.handler()); }) &&
+      serve_service("metrics", metrics_at, [&](const std::string& h, std::uint16_t p) {
+        return ep.serve(h, p, cmdwire::metrics_http(ep));
       });
   std::fflush(stdout);
   if (!services_ok) return 3;

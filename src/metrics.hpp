@@ -21,7 +21,7 @@
 namespace cmdwire::detail {
 
 /// Latency buckets: log-linear, four per power of two of nanoseconds (at most 19% wide), from
-/// 1 ns to 2^36 ns (about 69 s); longer goes to the overflow bin. Computing a bucket takes one
+/// 1 ns to 2^37 ns (about 137 s); longer goes to the overflow bin. Computing a bucket takes one
 /// bit scan, so recording costs no logarithm.
 struct latency_buckets {
   static constexpr int count = 4 * 35 + 4;  // buckets 0-3 are 0-3 ns; then 4 per octave

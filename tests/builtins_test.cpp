@@ -1,6 +1,11 @@
 // The built-in commands over raw sockets: HEALTH (SERVING, DRAINING on stop and on SIGTERM
 // while in-flight calls finish) and STATS (exact counts, bytes, errors, latency).
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -256,4 +261,61 @@ TEST_CASE("cmdwire health and cmdwire stats") {
   CHECK(draining.out == "DRAINING\n");
   CHECK_THAT(draining.err, Catch::Contains("draining, not SERVING"));
   stopper.join();
+}
+
+TEST_CASE("cmdwire-server --metrics-listen: promtool accepts /metrics, and it counts exactly") {
+  using cmdwire::test::bin_path;
+  cmdwire::test::child_process server({bin_path("cmdwire-server"), "--listen", "127.0.0.1:0",
+                                       "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"});
+  std::uint16_t port = 0, metrics_port = 0;
+  for (int i = 0; i < 2; ++i) {
+    const auto line = server.read_line();
+    REQUIRE(line);
+    const auto colon = line->rfind(':');
+    const auto value = static_cast<std::uint16_t>(std::stoi(line->substr(colon + 1)));
+    (line->starts_with("metrics ") ? metrics_port : port) = value;
+  }
+  REQUIRE(port != 0);
+  REQUIRE(metrics_port != 0);
+  raw_socket s(port);
+  for (int i = 0; i < 7; ++i) {
+    s.send("PING\n");
+    REQUIRE(read_reply(s) == "OK 4\nPONG");
+  }
+  s.send("STRUCT 1\nx");
+  REQUIRE(read_reply(s).starts_with("ERR bad-body "));
+
+  raw_socket http(metrics_port);
+  http.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+  const std::string response = http.read_to_eof();
+  REQUIRE(response.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK_THAT(response, Catch::Contains("Content-Type: text/plain; version=0.0.4"));
+  const std::string body = response.substr(response.find("\r\n\r\n") + 4);
+  CHECK_THAT(body, Catch::Contains("\ncmdwire_calls_total{command=\"PING\"} 7\n"));
+  CHECK_THAT(body,
+             Catch::Contains("\ncmdwire_errors_total{command=\"STRUCT\",code=\"bad-body\"} 1\n"));
+  CHECK_THAT(body, Catch::Contains(
+                       "\ncmdwire_call_duration_seconds_bucket{command=\"PING\",le=\"+Inf\"} 7\n"));
+  CHECK_THAT(body, Catch::Contains("\ncmdwire_call_duration_seconds_count{command=\"PING\"} 7\n"));
+
+  const std::string file = fmt::format("/tmp/cmdwire-metrics-{}.txt", ::getpid());
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << body;
+  }
+  const auto check = cmdwire::test::run({"/bin/sh", "-c", "promtool check metrics < " + file},
+                                        cmdwire::test::stderr_mode::merged);
+  std::remove(file.c_str());
+  INFO(check.out);
+  CHECK(check.exit_code == 0);
+
+  raw_socket other(metrics_port);
+  other.send("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(other.read_to_eof().starts_with("HTTP/1.1 404 Not Found\r\n"));
+  raw_socket garbage(metrics_port);
+  garbage.send("NOT HTTP\r\n\r\n");
+  CHECK(garbage.read_to_eof().starts_with("HTTP/1.1 400 Bad Request\r\n"));
+
+  server.signal(SIGTERM);
+  CHECK(server.wait().exit_code == 0);
 }

@@ -39,6 +39,11 @@ asio::awaitable<void> daytime_session(stream& s);
 [[nodiscard]] std::optional<std::string> udp_daytime_reply(std::string_view datagram,
                                                            const asio::ip::udp::endpoint& from);
 
+/// Prometheus metrics over HTTP/1.1: `GET /metrics` answers `to_prometheus(ep.report())`
+/// (text format 0.0.4); other paths get 404, other methods 405. A connection handler:
+/// `ep.serve("127.0.0.1", 9464, cmdwire::metrics_http(ep))`. `ep` must outlive the listener.
+[[nodiscard]] connection_handler metrics_http(const endpoint& ep);
+
 struct chat_options {
   /// Bytes a member may have waiting to be written to it. A member past these is
   /// disconnected: one client that stops reading must not hold up the room or grow the
