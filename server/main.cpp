@@ -5,6 +5,17 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+
+// Upstream cereal bundles rapidjson in its own namespace; Debian's cereal uses the system one.
+#if __has_include(<cereal/external/rapidjson/writer.h>)
+#include <cereal/external/rapidjson/stringbuffer.h>
+#include <cereal/external/rapidjson/writer.h>
+namespace rj = CEREAL_RAPIDJSON_NAMESPACE;
+#else
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+namespace rj = RAPIDJSON_NAMESPACE;
+#endif
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -41,14 +52,28 @@ std::string_view level_name(cmdwire::log_level level) {
   return "off";
 }
 
-cmdwire::logger make_logger(cmdwire::log_level threshold) {
+/// One JSON string, quoted and escaped by rapidjson's writer.
+std::string json_string(std::string_view text) {
+  rj::StringBuffer out;
+  rj::Writer<rj::StringBuffer> w(out);
+  w.String(text.data(), static_cast<rj::SizeType>(text.size()));
+  return {out.GetString(), out.GetSize()};
+}
+
+/// Lines on stderr: `2026-12-02T06:00:00 info  text`, or with `json` one object per line,
+/// `{"time":"2026-12-02T06:00:00Z","level":"info","msg":"text"}` (UTC).
+cmdwire::logger make_logger(cmdwire::log_level threshold, bool json) {
   auto mutex = std::make_shared<std::mutex>();
-  return [threshold, mutex](cmdwire::log_level level, std::string_view text) {
+  return [threshold, json, mutex](cmdwire::log_level level, std::string_view text) {
     if (level < threshold) return;
     const auto now =
         std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    const std::string line =
+        json ? fmt::format("{{\"time\":\"{:%Y-%m-%dT%H:%M:%S}Z\",\"level\":\"{}\",\"msg\":{}}}\n",
+                           now, level_name(level), json_string(text))
+             : fmt::format("{:%Y-%m-%dT%H:%M:%S} {:5} {}\n", now, level_name(level), text);
     std::lock_guard lock(*mutex);  // whole lines, even from several workers
-    fmt::print(stderr, "{:%Y-%m-%dT%H:%M:%S} {:5} {}\n", now, level_name(level), text);
+    std::fwrite(line.data(), 1, line.size(), stderr);
   };
 }
 
@@ -93,6 +118,10 @@ int main(int argc, char** argv) {
         return {};
       });
   app.add_option("--threads", threads, "I/O threads (default: one per core)");
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "text, or json: one JSON object per line")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--log-level", level, "debug, info, warn, error or off")
       ->transform(CLI::CheckedTransformer(levels, CLI::ignore_case));
   cmdwire::endpoint_options options;
@@ -186,7 +215,7 @@ int main(int argc, char** argv) {
     options.tls = cmdwire::tls_server_config{tls_cert, tls_key, tls_client_ca};
   }
   options.threads = threads;
-  options.log = make_logger(level);
+  options.log = make_logger(level, log_format == "json");
   cmdwire::chat_room room({.limits = {}, .log = options.log});  // before ep: members refer to it
   cmdwire::endpoint ep(options);
   cmdwire::demo::register_demo_commands(ep);

@@ -133,14 +133,17 @@ bool session::answer_now(const handler_entry* entry, const wire::request& req) {
 bool session::refuse(const handler_entry* entry, const wire::request& req) {
   if (entry == nullptr && req.head.name != hello_command) {
     home_.counters.unknown_commands.add();
-    wire::append_error(conn_.out(), errc::unknown_command,
-                       fmt::format("unknown command '{}'", req.head.name), req.head.id);
+    const std::string message = fmt::format("unknown command '{}'", req.head.name);
+    wire::append_error(conn_.out(), errc::unknown_command, message, req.head.id);
+    log(log_level::debug, fmt::format("ERR unknown-command: {}", message));
     return true;
   }
   if (const auto deadline = deadline_of(req); deadline && steady_clock::now() > *deadline) {
     wire::append_error(conn_.out(), errc::deadline_exceeded,
                        "deadline passed before the request could run", req.head.id);
     if (entry != nullptr) count(*entry, steady_clock::now(), errc::deadline_exceeded);
+    log(log_level::debug,
+        fmt::format("{}: ERR deadline: passed before it could run", req.head.name));
     return true;
   }
   return false;

@@ -51,6 +51,8 @@ std::optional<errc> session::append_reply(const request_context& rc, const reply
   if (const auto& failure = writer.failure()) {
     const errc code = wire_code(failure->code);
     wire::append_error(conn_.out(), code, failure->message, rc.id);
+    log(log_level::debug,
+        fmt::format("{}: ERR {}: {}", rc.name, wire_name(code), failure->message));
     return code;
   }
   if (rc.line_form) {

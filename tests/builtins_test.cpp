@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -318,4 +319,47 @@ TEST_CASE("cmdwire-server --metrics-listen: promtool accepts /metrics, and it co
 
   server.signal(SIGTERM);
   CHECK(server.wait().exit_code == 0);
+}
+
+TEST_CASE("cmdwire-server --log-format json --log-level debug: request errors, one object a line") {
+  using cmdwire::test::bin_path;
+  cmdwire::test::child_process server({bin_path("cmdwire-server"), "--listen", "127.0.0.1:0",
+                                       "--log-format", "json", "--log-level", "debug"});
+  const auto line = server.read_line();
+  REQUIRE(line);
+  const auto port = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+  {
+    raw_socket s(port);
+    s.send("STRUCT 3\nxyzNOPE\n");
+    REQUIRE(read_reply(s).starts_with("ERR bad-body "));
+    REQUIRE(read_reply(s).starts_with("ERR unknown-command "));
+    s.send("PING 1x\n");  // malformed: answered, then closed
+    CHECK(s.read_to_eof().starts_with("ERR bad-request "));
+  }
+  server.signal(SIGTERM);
+  const auto result = server.wait();
+  CHECK(result.exit_code == 0);
+  std::size_t lines = 0;
+  bool bad_body = false, unknown = false, closing = false;
+  std::istringstream in(result.err);
+  for (std::string text; std::getline(in, text); ++lines) {
+    rj::Document doc;
+    doc.Parse(text.c_str());
+    INFO(text);
+    REQUIRE_FALSE(doc.HasParseError());
+    REQUIRE(doc.IsObject());
+    REQUIRE(doc["time"].IsString());
+    REQUIRE(doc["level"].IsString());
+    const std::string msg = doc["msg"].GetString();
+    const std::string level = doc["level"].GetString();
+    bad_body |= level == "debug" && msg.find("127.0.0.1:") == 0 &&
+                msg.find("STRUCT: ERR bad-body: ") != std::string::npos;
+    unknown |= level == "debug" &&
+               msg.find("ERR unknown-command: unknown command 'NOPE'") != std::string::npos;
+    closing |= level == "info" && msg.find("closing after bad-request") != std::string::npos;
+  }
+  CHECK(lines >= 5);
+  CHECK(bad_body);
+  CHECK(unknown);
+  CHECK(closing);
 }
