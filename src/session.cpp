@@ -141,7 +141,7 @@ bool session::refuse(const handler_entry* entry, const wire::request& req) {
   if (const auto deadline = deadline_of(req); deadline && steady_clock::now() > *deadline) {
     wire::append_error(conn_.out(), errc::deadline_exceeded,
                        "deadline passed before the request could run", req.head.id);
-    if (entry != nullptr) count(*entry, steady_clock::now(), errc::deadline_exceeded);
+    if (entry != nullptr) count(*entry, latency_clock::now(), errc::deadline_exceeded);
     log(log_level::debug,
         fmt::format("{}: ERR deadline: passed before it could run", req.head.name));
     return true;
@@ -213,6 +213,7 @@ asio::awaitable<void> session::run_commands(asio::ssl::context* tls) {
       if (!is_normal_close(ec)) log(log_level::info, fmt::format("read failed: {}", ec.message()));
       co_return;
     }
+    last_answered_ = latency_clock::now();  // what came in is parsed from now on
   }
 }
 

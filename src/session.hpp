@@ -18,6 +18,7 @@
 #include "cmdwire/call_context.hpp"
 #include "connection.hpp"
 #include "endpoint_impl.hpp"
+#include "latency_clock.hpp"
 
 namespace cmdwire::detail {
 
@@ -74,7 +75,7 @@ class session final : public stream {
     request_context rc;
     call_context ctx;
     std::string reply;  ///< the reply body
-    steady_clock::time_point begun = steady_clock::now();
+    latency_clock::ticks begun = latency_clock::now();
   };
 
   static connection_options connection_options_for(endpoint_state& state, worker& home);
@@ -115,7 +116,7 @@ class session final : public stream {
   std::optional<errc> append_reply(const request_context& rc, const reply_writer& writer,
                                    const std::string& body);
   /// Counts one call of `entry` that began at `begun` and has just been answered.
-  void count(const handler_entry& entry, steady_clock::time_point begun,
+  void count(const handler_entry& entry, latency_clock::ticks begun,
              std::optional<errc> failed) noexcept;
   /// Call inside a catch block: turns the exception in flight into the error reply.
   void fail_from_exception(const request_context& rc, reply_writer& writer) const;
@@ -136,9 +137,9 @@ class session final : public stream {
   std::size_t tasks_ = 0;
   /// Never expires by itself: cancelled to wake a coroutine waiting for a call to end.
   asio::steady_timer wake_;
-  /// When the last inline request was answered: the next one's latency starts there (or at
-  /// the read that brought it), so an inline request costs one clock read.
-  steady_clock::time_point last_answered_{};
+  /// When the last request was answered, or the last read completed if that is later: the
+  /// next inline request's latency starts there, so it costs one clock read.
+  latency_clock::ticks last_answered_ = 0;
   bool out_of_order_ = false;  ///< negotiated by HELLO
   bool draining_ = false;      ///< the endpoint is stopping
 };

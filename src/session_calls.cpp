@@ -74,10 +74,10 @@ std::optional<errc> session::append_reply(const request_context& rc, const reply
   return std::nullopt;
 }
 
-void session::count(const handler_entry& entry, steady_clock::time_point begun,
+void session::count(const handler_entry& entry, latency_clock::ticks begun,
                     std::optional<errc> failed) noexcept {
-  const auto now = steady_clock::now();
-  home_.counters.commands[entry.index].record(now - begun, failed);
+  const auto now = latency_clock::now();
+  home_.counters.commands[entry.index].record(latency_clock::elapsed(begun, now), failed);
   last_answered_ = now;
 }
 
@@ -99,7 +99,7 @@ void session::fail_from_exception(const request_context& rc, reply_writer& write
 
 void session::run_sync(const handler_entry& entry, const wire::request& req) {
   // Parsing this request began when the previous one was answered, or when its bytes came.
-  const auto begun = std::max(last_answered_, conn_.last_read());
+  const auto begun = last_answered_;
   request_context rc = context_for(req, conn_.peer());
   call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req), conn_.peer_name());
   rc.call = &ctx;
@@ -229,7 +229,7 @@ asio::awaitable<void> session::run_stream(const handler_entry& entry, const wire
   rc.name = name;
   call_context ctx(conn_.peer(), req.head.id, req.head.enc, deadline_of(req), conn_.peer_name());
   rc.call = &ctx;
-  const auto begun = steady_clock::now();
+  const auto begun = latency_clock::now();
   if (auto ec = co_await conn_.flush(); ec) co_return;
   co_await entry.stream(rc, *this);
   count(entry, begun, std::nullopt);
