@@ -51,6 +51,8 @@ struct Summary {
 /// Line command: `STRING\nAdditional data.\n` answers `Thank you.\n`.
 struct String {
   static constexpr std::string_view name = "STRING";
+  static constexpr std::string_view doc =
+      "Line command: any one line; answers the line \"Thank you.\"";
   static constexpr bool line = true;
   using request = std::string;
   using response = std::string;
@@ -58,12 +60,17 @@ struct String {
 
 struct Struct {
   static constexpr std::string_view name = "STRUCT";
+  static constexpr std::string_view doc =
+      "A recursive ComplexData (cereal); answers its Summary: depth, map entries, bytes of p, and "
+      "the s of each level joined with /";
   using request = ComplexData;
   using response = Summary;
 };
 
 struct Proto {
   static constexpr std::string_view name = "PROTO";
+  static constexpr std::string_view doc =
+      "The same as STRUCT for the protobuf message cmdwire.demo.pb.Complex";
   using request = pb::Complex;
   using response = pb::Summary;
 };
@@ -71,6 +78,7 @@ struct Proto {
 /// Body back unchanged. Views on the server side: no copy, no allocation.
 struct Echo {
   static constexpr std::string_view name = "ECHO";
+  static constexpr std::string_view doc = "Answers the body unchanged";
   static constexpr bool idempotent = true;
   using request = std::string_view;
   using response = std::string_view;
@@ -78,6 +86,7 @@ struct Echo {
 
 struct Ping {
   static constexpr std::string_view name = "PING";
+  static constexpr std::string_view doc = "Answers PONG";
   static constexpr bool idempotent = true;
   using request = none;
   using response = std::string;  ///< "PONG"
@@ -86,6 +95,7 @@ struct Ping {
 /// RFC 867 style: the current time as one human-readable line.
 struct Daytime {
   static constexpr std::string_view name = "DAYTIME";
+  static constexpr std::string_view doc = "The time in UTC as one line, RFC 867 style";
   using request = none;
   using response = std::string;
 };
@@ -93,6 +103,7 @@ struct Daytime {
 /// The registered command names, one per line.
 struct Commands {
   static constexpr std::string_view name = "COMMANDS";
+  static constexpr std::string_view doc = "The registered command names, sorted, one per line";
   using request = none;
   using response = std::string;
 };
@@ -102,6 +113,8 @@ struct Commands {
 /// stops early when its call is cancelled (deadline passed, client gone).
 struct Sleep {
   static constexpr std::string_view name = "SLEEP";
+  static constexpr std::string_view doc =
+      "Line command: milliseconds (0 to 600000) to wait on a timer before answering";
   static constexpr bool line = true;
   using request = std::string;
   using response = std::string;
@@ -111,6 +124,9 @@ struct Sleep {
 /// FNV-1a over the previous digest and TEXT, as 16 hex digits. ROUNDS is at most 10^9.
 struct Hash {
   static constexpr std::string_view name = "HASH";
+  static constexpr std::string_view doc =
+      "Line command: ROUNDS TEXT; answers 16 hex digits of ROUNDS rounds of 64-bit FNV-1a, on the "
+      "handler pool";
   static constexpr bool line = true;
   using request = std::string;
   using response = std::string;

@@ -172,11 +172,29 @@ endpoint::endpoint(endpoint_options options) : impl_(std::make_unique<impl>()) {
     impl_->workers.push_back(std::make_unique<detail::worker>());
   }
   const auto& builtins = impl_->options.builtins;
+  const auto builtin = [this](std::string_view name, raw_handler fn, std::string doc,
+                              std::string_view request) {
+    command_description d;
+    d.doc = std::move(doc);
+    d.request_schema = fmt::format("{{\"type\":\"{}\"}}", request);
+    d.response_schema = R"({"type":"string"})";
+    add_handler(name, std::move(fn), {}, {}, false, false, true, std::move(d));
+  };
   if (builtins.health) {
-    add_handler(detail::health_command, detail::health_handler(*this), {}, {}, false, false, true);
+    builtin(detail::health_command, detail::health_handler(*this),
+            "SERVING, or DRAINING once the server is shutting down", "none");
   }
   if (builtins.stats) {
-    add_handler(detail::stats_command, detail::stats_handler(*this), {}, {}, false, false, true);
+    builtin(detail::stats_command, detail::stats_handler(*this),
+            "JSON: uptime, version, connections, bytes, and per command calls, errors and "
+            "latency",
+            "none");
+  }
+  if (builtins.describe) {
+    builtin(detail::describe_command, detail::describe_handler(*this),
+            "JSON: every command's form, doc and request and response shapes; the body may name "
+            "one command",
+            "bytes");
   }
 }
 
@@ -200,7 +218,8 @@ endpoint::~endpoint() {
 }
 
 void endpoint::add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
-                           stream_handler stream, bool line, bool offloaded, bool builtin) {
+                           stream_handler stream, bool line, bool offloaded, bool builtin,
+                           std::optional<command_description> description) {
   std::lock_guard lock(impl_->mutex);
   if (impl_->state != lifecycle::init) {
     throw std::logic_error("cmdwire::endpoint: register handlers before start()");
@@ -212,8 +231,15 @@ void endpoint::add_handler(std::string_view name, raw_handler sync, async_raw_ha
     throw std::invalid_argument(
         "cmdwire::endpoint: HELLO is the connection-level negotiation (PROTOCOL.md §8)");
   }
-  detail::handler_entry entry{std::move(sync), std::move(async), std::move(stream),     line,
-                              offloaded,       builtin,          impl_->handlers.size()};
+  if (!description) {
+    // A raw or stream handler: its form is all that is known.
+    description.emplace();
+    description->form = stream ? "stream" : line ? "line" : "framed";
+  }
+  description->name = std::string(name);
+  detail::handler_entry entry{
+      std::move(sync), std::move(async), std::move(stream),      line,
+      offloaded,       builtin,          impl_->handlers.size(), std::move(*description)};
   const auto [it, added] = impl_->handlers.emplace(std::string(name), std::move(entry));
   if (!added && it->second.builtin) {
     throw std::invalid_argument(
@@ -400,6 +426,14 @@ std::vector<std::string> endpoint::command_names() const {
   for (const auto& [name, entry] : impl_->handlers) names.push_back(name);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+std::vector<command_description> endpoint::descriptions() const {
+  std::vector<command_description> out;
+  out.reserve(impl_->handlers.size());
+  for (const auto& [name, entry] : impl_->handlers) out.push_back(entry.description);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
 }
 
 const endpoint_options& endpoint::options() const noexcept { return impl_->options; }

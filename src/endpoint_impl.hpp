@@ -34,6 +34,7 @@ struct handler_entry {
   bool builtin = false;  ///< registered by the endpoint itself (HEALTH, STATS, ...)
   /// This command's slot in each worker's counters: its registration order.
   std::size_t index = 0;
+  command_description description;  ///< what DESCRIBE says
 
   [[nodiscard]] wire::body_rule rule() const noexcept {
     if (stream) return wire::body_rule::head_only;

@@ -20,6 +20,7 @@
 #include "cmdwire/call_context.hpp"
 #include "cmdwire/codec.hpp"
 #include "cmdwire/command.hpp"
+#include "cmdwire/describe.hpp"
 #include "cmdwire/error.hpp"
 #include "cmdwire/metrics.hpp"
 #include "cmdwire/tls.hpp"
@@ -49,8 +50,9 @@ struct push_limits {
 /// The commands every endpoint answers unless switched off here (PROTOCOL.md §11). Switching
 /// one off frees its name for a handler of your own.
 struct builtin_commands {
-  bool health = true;  ///< HEALTH: `SERVING`, or `DRAINING` once stop() has begun
-  bool stats = true;   ///< STATS: counters and latencies as JSON (see metrics.hpp)
+  bool health = true;    ///< HEALTH: `SERVING`, or `DRAINING` once stop() has begun
+  bool stats = true;     ///< STATS: counters and latencies as JSON (see metrics.hpp)
+  bool describe = true;  ///< DESCRIBE [NAME]: each command's form, doc and JSON shapes
 };
 
 struct endpoint_options {
@@ -271,6 +273,8 @@ class endpoint {
   [[nodiscard]] std::uint16_t port() const noexcept;
   /// Names of the registered commands, sorted.
   [[nodiscard]] std::vector<std::string> command_names() const;
+  /// What DESCRIBE says about each registered command, sorted by name.
+  [[nodiscard]] std::vector<command_description> descriptions() const;
   [[nodiscard]] const endpoint_options& options() const noexcept;
   /// A snapshot of the counters; callable from any thread.
   [[nodiscard]] endpoint_stats stats() const noexcept;
@@ -295,7 +299,8 @@ class endpoint {
 
  private:
   void add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
-                   stream_handler stream, bool line, bool offloaded = false, bool builtin = false);
+                   stream_handler stream, bool line, bool offloaded = false, bool builtin = false,
+                   std::optional<command_description> description = {});
   template <command C, class F>
   static raw_handler make_sync_handler(F fn, decode_limits limits);
 
@@ -384,9 +389,11 @@ void endpoint::handle(F fn) {
         encode_reply(resp, rc, w);
       }
     };
-    add_handler(C::name, {}, std::move(h), {}, is_line_command<C>);
+    add_handler(C::name, {}, std::move(h), {}, is_line_command<C>, false, false,
+                describe_command<C>());
   } else {
-    add_handler(C::name, make_sync_handler<C>(std::move(fn), limits), {}, {}, is_line_command<C>);
+    add_handler(C::name, make_sync_handler<C>(std::move(fn), limits), {}, {}, is_line_command<C>,
+                false, false, describe_command<C>());
   }
 }
 
@@ -397,7 +404,7 @@ void endpoint::handle(F fn, offload_t) {
                 "only synchronous handlers are offloaded: an awaiting one does not hold its "
                 "thread");
   add_handler(C::name, make_sync_handler<C>(std::move(fn), options().decode), {}, {},
-              is_line_command<C>, true);
+              is_line_command<C>, true, false, describe_command<C>());
 }
 
 }  // namespace cmdwire
