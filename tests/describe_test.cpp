@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "cmdwire/endpoint.hpp"
+#include "support/process.hpp"
 #include "support/test_server.hpp"
 
 #if __has_include(<cereal/external/rapidjson/document.h>)
@@ -199,4 +200,29 @@ TEST_CASE("DESCRIBE of an unknown name, and DESCRIBE switched off") {
   raw_socket s(server.port());
   s.send("DESCRIBE\n");
   CHECK(read_reply(s).starts_with("ERR unknown-command "));
+}
+
+TEST_CASE("cmdwire list and cmdwire describe") {
+  using cmdwire::test::bin_path;
+  test_server server;
+  const auto list =
+      cmdwire::test::run({bin_path("cmdwire"), "list", "--connect", server.address()});
+  CHECK(list.exit_code == 0);
+  CHECK_THAT(list.out, Catch::Contains("\nPING       framed  Answers PONG\n"));
+  CHECK_THAT(list.out, Catch::Contains("\nSUBSCRIBE  stream\n"));
+  CHECK(list.out.starts_with("COMMANDS "));
+
+  const auto one = cmdwire::test::run(
+      {bin_path("cmdwire"), "describe", "STRUCT", "--connect", server.address()});
+  CHECK(one.exit_code == 0);
+  rj::Document printed;
+  printed.Parse(one.out.c_str());
+  REQUIRE_FALSE(printed.HasParseError());
+  raw_socket s(server.port());
+  CHECK(to_text(printed) == describe(s, "STRUCT"));  // the same JSON, indented
+
+  const auto unknown =
+      cmdwire::test::run({bin_path("cmdwire"), "describe", "NOPE", "--connect", server.address()});
+  CHECK(unknown.exit_code == 1);
+  CHECK_THAT(unknown.err, Catch::Contains("no command 'NOPE' to describe"));
 }
