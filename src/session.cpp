@@ -202,6 +202,8 @@ asio::awaitable<void> session::run_commands(asio::ssl::context* tls) {
     if (!secured) co_return;
   }
   if (!co_await authenticate()) co_return;
+  // Requests that came in with the AUTH line are parsed from now on.
+  last_answered_ = latency_clock::now();
   for (;;) {
     const std::optional<std::size_t> need = co_await answer_buffered();
     if (!need) co_return;

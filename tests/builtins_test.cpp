@@ -363,3 +363,18 @@ TEST_CASE("cmdwire-server --log-format json --log-level debug: request errors, o
   CHECK(unknown);
   CHECK(closing);
 }
+
+TEST_CASE("STATS latency of requests that arrive with the AUTH line starts after AUTH") {
+  cmdwire::endpoint_options options;
+  options.auth_token = "s3cret";
+  test_server server(options);
+  raw_socket s(server.port());
+  s.send("AUTH s3cret\nPING\n");
+  REQUIRE(read_reply(s) == "OK 0\n");
+  REQUIRE(read_reply(s) == "OK 4\nPONG");
+  std::size_t sent = 0, reply_bytes = 0;
+  const rj::Document doc = stats(s, sent, reply_bytes);
+  const rj::Value& ping = doc["commands"]["PING"]["latency_us"];
+  CHECK(number(ping, "max") > 0);
+  CHECK(number(ping, "max") < 10e6);  // not the time since some clock's epoch
+}
