@@ -15,14 +15,12 @@ namespace cmdwire::cli {
 namespace {
 
 struct call_args {
-  std::string address = default_address;
   std::string name;
   std::string json;
   std::string data;
   std::string file;
   std::string line;
   bool as_json = false;
-  double timeout_s = 10.0;
 };
 
 std::string read_file(const std::string& path) {
@@ -56,7 +54,7 @@ void run_call(const call_args& args, const CLI::App& cmd) {
   } else if (cmd.count("--file") > 0) {
     body = read_file(args.file);
   }
-  auto conn = connect_or_fail(args.address, args.timeout_s);
+  auto conn = connect_or_fail(target().address, target().timeout_s);
   if (has_line) {
     auto reply = conn.call_line(args.name, args.line);
     if (!reply) fail_call(args.name, reply.error());
@@ -79,7 +77,6 @@ void add_call_command(CLI::App& app) {
                          "Send one command and print the reply (JSON replies pretty-printed).\n"
                          "Examples: cmdwire call PING | cmdwire call ECHO --data hello | "
                          "cmdwire call STRING --line 'Additional data.'");
-  cmd->add_option("--connect", args->address, "server HOST:PORT or unix:PATH")->capture_default_str();
   cmd->add_option("NAME", args->name, "command name, e.g. PING")->required();
   auto* json = cmd->add_option("--json", args->json, "JSON body; the reply comes back as JSON");
   auto* data = cmd->add_option("--data", args->data, "body bytes as given");
@@ -90,9 +87,6 @@ void add_call_command(CLI::App& app) {
   data->excludes(file)->excludes(line);
   file->excludes(line);
   cmd->add_flag("--as-json", args->as_json, "mark a --data/--file body as JSON");
-  cmd->add_option("--timeout", args->timeout_s, "seconds to wait for connect and reply")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
   cmd->callback([args, cmd] { run_call(*args, *cmd); });
 }
 

@@ -8,6 +8,31 @@
 
 namespace cmdwire::cli {
 
+std::string default_address() {
+  if (const char* a = std::getenv("CMDWIRE_ADDRESS"); a != nullptr && *a != '\0') return a;
+  if (const char* p = std::getenv("PORT"); p != nullptr && *p != '\0') {
+    return fmt::format("127.0.0.1:{}", p);
+  }
+  return "127.0.0.1:61000";
+}
+
+server_target& target() {
+  static server_target t;
+  return t;
+}
+
+void add_target_options(CLI::App& app) {
+  app.add_option("-c,--connect", target().address,
+                 "server HOST:PORT or unix:PATH (default: $CMDWIRE_ADDRESS, else "
+                 "127.0.0.1:$PORT, else 127.0.0.1:61000)")
+      ->capture_default_str();
+  app.add_option("-t,--timeout", target().timeout_s, "seconds to wait for connect and each reply")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  // So both may follow the subcommand: `cmdwire call PING -c HOST:PORT`.
+  app.fallthrough();
+}
+
 namespace {
 std::string& auth_token_file() {
   static std::string path;  // set once from main(), before any connection

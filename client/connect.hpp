@@ -2,6 +2,8 @@
 // code that goes with it.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <string>
 
 #include "client/cli.hpp"
@@ -9,8 +11,19 @@
 
 namespace cmdwire::cli {
 
-/// Default server address of every subcommand.
-inline constexpr const char* default_address = "127.0.0.1:61000";
+/// The server address when nothing else says: `$CMDWIRE_ADDRESS`, else `127.0.0.1:$PORT`
+/// (the port cmdwire-server listens on by default too), else 127.0.0.1:61000.
+[[nodiscard]] std::string default_address();
+
+/// The server every subcommand talks to: the app-level `--connect/-c` and `--timeout/-t`,
+/// which may come before or after the subcommand.
+struct server_target {
+  std::string address = default_address();
+  double timeout_s = 10.0;
+};
+[[nodiscard]] server_target& target();
+/// Adds `--connect/-c` and `--timeout/-t` to the app, bound to target().
+void add_target_options(CLI::App& app);
 
 /// Where connect_or_fail finds the auth token: this file's first line if set (the app-level
 /// --auth-token-file option), else the CMDWIRE_TOKEN environment variable, else none.

@@ -46,20 +46,11 @@ void run_demo(const std::string& address, double timeout_s) {
 }  // namespace
 
 void add_demo_command(CLI::App& app) {
-  struct demo_args {
-    std::string address = default_address;
-    double timeout_s = 10.0;
-  };
-  auto args = std::make_shared<demo_args>();
   CLI::App* cmd =
       app.add_subcommand("demo",
                          "Run the demo exchange: STRING, a recursive STRUCT, and PROTO.\n"
                          "Example: cmdwire demo --connect 127.0.0.1:61000");
-  cmd->add_option("--connect", args->address, "server HOST:PORT or unix:PATH")->capture_default_str();
-  cmd->add_option("--timeout", args->timeout_s, "seconds to wait for connect and each reply")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->callback([args] { run_demo(args->address, args->timeout_s); });
+  cmd->callback([] { run_demo(target().address, target().timeout_s); });
 }
 
 }  // namespace cmdwire::cli

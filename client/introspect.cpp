@@ -24,24 +24,12 @@ namespace cmdwire::cli {
 
 namespace {
 
-struct server_args {
-  std::string address = default_address;
-  double timeout_s = 10.0;
-};
-
-CLI::App* add_server_command(CLI::App& app, const char* name, const char* what,
-                             const std::shared_ptr<server_args>& args) {
-  CLI::App* cmd = app.add_subcommand(name, what);
-  cmd->add_option("--connect", args->address, "server HOST:PORT or unix:PATH")
-      ->capture_default_str();
-  cmd->add_option("--timeout", args->timeout_s, "seconds to wait for connect and reply")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  return cmd;
+CLI::App* add_server_command(CLI::App& app, const char* name, const char* what) {
+  return app.add_subcommand(name, what);
 }
 
-std::string ask(const server_args& args, std::string_view command, std::string_view body = {}) {
-  auto conn = connect_or_fail(args.address, args.timeout_s);
+std::string ask(std::string_view command, std::string_view body = {}) {
+  auto conn = connect_or_fail(target().address, target().timeout_s);
   auto reply = conn.call_raw(command, body);
   if (!reply) fail_call(command, reply.error());
   return std::move(*reply);
@@ -75,41 +63,35 @@ void print_list(const std::string& json) {
 }  // namespace
 
 void add_introspection_commands(CLI::App& app) {
-  auto list = std::make_shared<server_args>();
-  add_server_command(app, "list", "List the server's commands: name, form and doc (DESCRIBE)", list)
-      ->callback([list] { print_list(ask(*list, "DESCRIBE")); });
-  auto describe = std::make_shared<server_args>();
+  add_server_command(app, "list", "List the server's commands: name, form and doc (DESCRIBE)")
+      ->callback([] { print_list(ask("DESCRIBE")); });
   auto name = std::make_shared<std::string>();
-  add_server_command(app, "describe",
-                     "Print DESCRIBE's JSON for every command, or for NAME: its form, doc, request "
-                     "and response shapes and an example request",
-                     describe)
-      ->add_option("NAME", *name, "one command, e.g. STRUCT");
-  app.get_subcommand("describe")->callback([describe, name] {
-    const std::string body = ask(*describe, "DESCRIBE", *name);
+  auto* describe = add_server_command(
+      app, "describe",
+      "Print DESCRIBE's JSON for every command, or for NAME: its form, doc, request and response "
+      "shapes and an example request");
+  describe->add_option("NAME", *name, "one command, e.g. STRUCT");
+  describe->callback([name] {
+    const std::string body = ask("DESCRIBE", *name);
     const auto pretty = pretty_json(body);
     fmt::print("{}\n", pretty ? *pretty : body);
   });
-  auto health = std::make_shared<server_args>();
   add_server_command(app, "health",
                      "Print the server's HEALTH: SERVING (exit 0) or DRAINING (exit 1, it is "
-                     "shutting down)",
-                     health)
-      ->callback([health] {
-        const std::string state = ask(*health, "HEALTH");
+                     "shutting down)")
+      ->callback([] {
+        const std::string state = ask("HEALTH");
         fmt::print("{}\n", state);
         if (state != "SERVING") {
-          throw failure(exit_error_reply, fmt::format("{} is {}, not SERVING", health->address,
+          throw failure(exit_error_reply, fmt::format("{} is {}, not SERVING", target().address,
                                                       state == "DRAINING" ? "draining" : state));
         }
       });
-  auto stats = std::make_shared<server_args>();
   add_server_command(app, "stats",
                      "Print the server's STATS (JSON: connections, bytes, and calls, errors and "
-                     "latency per command)",
-                     stats)
-      ->callback([stats] {
-        const std::string body = ask(*stats, "STATS");
+                     "latency per command)")
+      ->callback([] {
+        const std::string body = ask("STATS");
         const auto pretty = pretty_json(body);
         fmt::print("{}\n", pretty ? *pretty : body);
       });

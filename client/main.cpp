@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--tls-key", tls.key_file, "private key for --tls-cert")->check(CLI::ExistingFile);
   cmdwire::cli::set_tls(&tls);
+  cmdwire::cli::add_target_options(app);
   cmdwire::cli::add_call_command(app);
   cmdwire::cli::add_demo_command(app);
   cmdwire::cli::add_introspection_commands(app);

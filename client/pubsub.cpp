@@ -12,14 +12,12 @@ namespace cmdwire::cli {
 namespace {
 
 struct pubsub_args {
-  std::string address = default_address;
   std::string topic;
   std::string text;
-  double timeout_s = 10.0;
 };
 
 void run_subscribe(const pubsub_args& args) {
-  auto conn = connect_or_fail(args.address, args.timeout_s);
+  auto conn = connect_or_fail(target().address, target().timeout_s);
   std::promise<cmdwire::error> ended;
   auto subscribed = conn.subscribe(
       args.topic,
@@ -38,17 +36,13 @@ void run_subscribe(const pubsub_args& args) {
 }
 
 void run_publish(const pubsub_args& args) {
-  auto conn = connect_or_fail(args.address, args.timeout_s);
+  auto conn = connect_or_fail(target().address, target().timeout_s);
   auto receivers = conn.publish(args.topic, args.text);
   if (!receivers) fail_call("PUBLISH", receivers.error());
   fmt::print("published to {} subscriber{}\n", *receivers, *receivers == 1 ? "" : "s");
 }
 
 void add_common(CLI::App* cmd, pubsub_args& args) {
-  cmd->add_option("--connect", args.address, "server HOST:PORT or unix:PATH")->capture_default_str();
-  cmd->add_option("--timeout", args.timeout_s, "seconds to wait for connect and reply")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
   cmd->add_option("topic", args.topic, "topic: 1-64 of A-Z a-z 0-9 _ - . : /")->required();
 }
 

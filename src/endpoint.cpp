@@ -24,6 +24,7 @@
 #include "builtins.hpp"
 #include "datagram.hpp"
 #include "endpoint_impl.hpp"
+#include "latency_clock.hpp"
 #include "session.hpp"
 #include "tls.hpp"
 
@@ -492,6 +493,8 @@ void endpoint::start() {
   std::lock_guard lock(impl_->mutex);
   if (impl_->state != lifecycle::init) return;
   impl_->state = lifecycle::running;
+  // The latency clock calibrates itself (2 ms) on first use: here, not in a first request.
+  (void)detail::latency_clock::now();
   // Each command has a slot in every worker's counters; the registry is fixed from here on.
   for (auto& w : impl_->workers) w->counters.commands.resize(impl_->handlers.size());
   for (auto& w : impl_->workers) impl_->keep_running.push_back(asio::make_work_guard(w->context));

@@ -234,3 +234,43 @@ TEST_CASE("cmdwire subscribe prints what cmdwire publish sends", "[cli][pubsub]"
   CHECK(ended.exit_code == 3);
   CHECK(is_one_line(ended.err));
 }
+
+TEST_CASE(
+    "cmdwire takes -c/--connect and -t/--timeout before or after the subcommand, and "
+    "$CMDWIRE_ADDRESS then $PORT as the default",
+    "[cli]") {
+  test_server server;
+  const std::string port = std::to_string(server.port());
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--connect", server.address(), "call", "PING"},
+           {"call", "PING", "--connect", server.address()},
+           {"-c", server.address(), "-t", "5", "call", "PING"},
+           {"call", "-c", server.address(), "PING", "-t", "5"},
+       }) {
+    const auto r = cmdwire_cli(args);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "PONG\n");
+  }
+  struct env_var {  // set for the children this test starts, restored after
+    std::string name;
+    env_var(std::string n, const std::string& value) : name(std::move(n)) {
+      ::setenv(name.c_str(), value.c_str(), 1);
+    }
+    ~env_var() { ::unsetenv(name.c_str()); }
+  };
+  {
+    env_var address("CMDWIRE_ADDRESS", server.address());
+    env_var wrong_port("PORT", "1");  // $CMDWIRE_ADDRESS comes first
+    const auto r = cmdwire_cli({"call", "PING"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "PONG\n");
+  }
+  {
+    env_var by_port("PORT", port);
+    const auto r = cmdwire_cli({"call", "PING"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "PONG\n");
+  }
+  const auto bad = cmdwire_cli({"call", "PING", "-t", "-1", "-c", server.address()});
+  CHECK(bad.exit_code == 2);
+}
