@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <optional>
 
 #include "client/cli.hpp"
 #include "client/connect.hpp"
@@ -14,6 +15,8 @@ namespace cmdwire::cli {
 
 namespace {
 
+enum class output_mode { pretty, json, raw };
+
 struct call_args {
   std::string name;
   std::string json;
@@ -21,6 +24,8 @@ struct call_args {
   std::string file;
   std::string line;
   bool as_json = false;
+  /// Unset: pretty on a terminal, json otherwise.
+  std::optional<output_mode> output;
 };
 
 std::string read_file(const std::string& path) {
@@ -30,15 +35,34 @@ std::string read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-void print_body(const std::string& body, bool json) {
-  if (json) {
-    if (auto pretty = pretty_json(body)) {
-      fmt::print("{}\n", *pretty);
+/// How a reply is printed (--output): `raw` writes the body's bytes exactly; `json` always
+/// writes one valid JSON value and a newline (a JSON body as it is, compacted; anything else
+/// as a string); `pretty` indents a JSON body and writes other text with a final newline.
+void print_body(const std::string& body, bool json_reply, output_mode mode) {
+  // A body is taken as JSON when it was asked for as JSON, or is an object or array (STATS).
+  const bool looks_json =
+      json_reply || (!body.empty() && (body.front() == '{' || body.front() == '['));
+  switch (mode) {
+    case output_mode::raw:
+      std::fwrite(body.data(), 1, body.size(), stdout);
+      return;
+    case output_mode::json: {
+      std::optional<std::string> as_json;
+      if (looks_json) as_json = compact_json(body);
+      fmt::print("{}\n", as_json ? *as_json : json_value_of(body));
       return;
     }
+    case output_mode::pretty:
+      if (looks_json) {
+        if (auto pretty = pretty_json(body)) {
+          fmt::print("{}\n", *pretty);
+          return;
+        }
+      }
+      std::fwrite(body.data(), 1, body.size(), stdout);
+      if (body.empty() || body.back() != '\n') std::fputc('\n', stdout);
+      return;
   }
-  std::fwrite(body.data(), 1, body.size(), stdout);
-  if (body.empty() || body.back() != '\n') std::fputc('\n', stdout);
 }
 
 void run_call(const call_args& args, const CLI::App& cmd) {
@@ -54,18 +78,20 @@ void run_call(const call_args& args, const CLI::App& cmd) {
   } else if (cmd.count("--file") > 0) {
     body = read_file(args.file);
   }
+  const output_mode mode =
+      args.output.value_or(::isatty(STDOUT_FILENO) ? output_mode::pretty : output_mode::json);
   auto conn = connect_or_fail(target().address, target().timeout_s);
   if (has_line) {
     auto reply = conn.call_line(args.name, args.line);
     if (!reply) fail_call(args.name, reply.error());
-    print_body(*reply, false);
+    print_body(*reply, false, mode);
     return;
   }
   call_options opt;
   opt.enc = enc;
   auto reply = conn.call_raw(args.name, body, opt);
   if (!reply) fail_call(args.name, reply.error());
-  print_body(*reply, enc == wire::encoding::json);
+  print_body(*reply, enc == wire::encoding::json, mode);
 }
 
 }  // namespace
@@ -87,6 +113,16 @@ void add_call_command(CLI::App& app) {
   data->excludes(file)->excludes(line);
   file->excludes(line);
   cmd->add_flag("--as-json", args->as_json, "mark a --data/--file body as JSON");
+  cmd->add_option_function<std::string>(
+         "-o,--output",
+         [args](const std::string& word) {
+           args->output = word == "raw"    ? output_mode::raw
+                          : word == "json" ? output_mode::json
+                                           : output_mode::pretty;
+         },
+         "pretty (the default on a terminal), json (the default otherwise: one JSON value per "
+         "reply) or raw (the body's bytes exactly)")
+      ->check(CLI::IsMember({"pretty", "json", "raw"}));
   cmd->callback([args, cmd] { run_call(*args, *cmd); });
 }
 

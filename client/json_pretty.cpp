@@ -2,6 +2,8 @@
 // pretty writer, so no DOM is built and nothing recurses however deep the input nests.
 #include "client/json_pretty.hpp"
 
+#include <fmt/format.h>
+
 // cereal configures rapidjson through macros (assertions that throw, NaN/Inf flags); including
 // it first gives this file the same rapidjson as every other one, as the ODR requires.
 #include <cereal/archives/json.hpp>
@@ -24,6 +26,7 @@ namespace rj = RAPIDJSON_NAMESPACE;
 #include <algorithm>
 #include <cstddef>
 #include <exception>
+#include <iterator>
 
 namespace cmdwire::cli {
 
@@ -33,26 +36,28 @@ namespace {
 /// would turn 12345678901234567890 into 1.2345678901234567e19, and rapidjson's own RawNumber
 /// quotes them) and gives up past `max_bytes`: indentation grows with depth, so a reply of a
 /// million nested brackets would otherwise pretty-print to a terabyte.
-class bounded_writer : public rj::PrettyWriter<rj::StringBuffer> {
+template <class Base>
+class bounded_writer : public Base {
  public:
+  using Ch = typename Base::Ch;
   bounded_writer(rj::StringBuffer& out, std::size_t max_bytes)
-      : PrettyWriter(out), out_(out), max_bytes_(max_bytes) {}
+      : Base(out), out_(out), max_bytes_(max_bytes) {}
 
-  bool Null() { return PrettyWriter::Null() && fits(); }
-  bool Bool(bool b) { return PrettyWriter::Bool(b) && fits(); }
+  bool Null() { return Base::Null() && fits(); }
+  bool Bool(bool b) { return Base::Bool(b) && fits(); }
   bool RawNumber(const Ch* str, rj::SizeType length, bool /*copy*/) {
-    return RawValue(str, length, rj::kNumberType) && fits();
+    return Base::RawValue(str, length, rj::kNumberType) && fits();
   }
   bool String(const Ch* str, rj::SizeType length, bool copy) {
-    return PrettyWriter::String(str, length, copy) && fits();
+    return Base::String(str, length, copy) && fits();
   }
   bool Key(const Ch* str, rj::SizeType length, bool copy) {
-    return PrettyWriter::Key(str, length, copy) && fits();
+    return Base::Key(str, length, copy) && fits();
   }
-  bool StartObject() { return PrettyWriter::StartObject() && fits(); }
-  bool EndObject(rj::SizeType members) { return PrettyWriter::EndObject(members) && fits(); }
-  bool StartArray() { return PrettyWriter::StartArray() && fits(); }
-  bool EndArray(rj::SizeType elements) { return PrettyWriter::EndArray(elements) && fits(); }
+  bool StartObject() { return Base::StartObject() && fits(); }
+  bool EndObject(rj::SizeType members) { return Base::EndObject(members) && fits(); }
+  bool StartArray() { return Base::StartArray() && fits(); }
+  bool EndArray(rj::SizeType elements) { return Base::EndArray(elements) && fits(); }
 
  private:
   [[nodiscard]] bool fits() const { return out_.GetSize() <= max_bytes_; }
@@ -69,15 +74,19 @@ std::size_t output_budget(std::size_t input) {
 
 }  // namespace
 
-std::optional<std::string> pretty_json(std::string_view json) {
+namespace {
+
+/// `json` written again by `Writer`; nullopt if it is not valid JSON or outgrows the budget.
+template <class Writer>
+std::optional<std::string> rewrite(std::string_view json) {
   // MemoryStream reports '\0' at the end of input, so a NUL inside would silently end the
   // document early; raw NUL is never valid JSON anyway.
   if (json.find('\0') != std::string_view::npos) return std::nullopt;
   try {
     rj::MemoryStream in(json.data(), json.size());
     rj::StringBuffer out;
-    bounded_writer writer(out, output_budget(json.size()));
-    writer.SetIndent(' ', 2);
+    Writer writer(out, output_budget(json.size()));
+    if constexpr (requires { writer.SetIndent(' ', 2); }) writer.SetIndent(' ', 2);
     rj::Reader reader;
     // Iterative: a hostile reply nested 100,000 deep costs heap, not stack. NaN/Inf because
     // cereal writes them for non-finite floats.
@@ -91,6 +100,32 @@ std::optional<std::string> pretty_json(std::string_view json) {
     // cereal makes rapidjson's internal assertions throw; treat those as "not JSON" too.
     return std::nullopt;
   }
+}
+
+}  // namespace
+
+std::optional<std::string> pretty_json(std::string_view json) {
+  return rewrite<bounded_writer<rj::PrettyWriter<rj::StringBuffer>>>(json);
+}
+
+std::optional<std::string> compact_json(std::string_view json) {
+  return rewrite<bounded_writer<rj::Writer<rj::StringBuffer>>>(json);
+}
+
+std::string json_value_of(std::string_view bytes) {
+  rj::StringBuffer out;
+  rj::Writer<rj::StringBuffer, rj::UTF8<>, rj::UTF8<>, rj::CrtAllocator,
+             rj::kWriteValidateEncodingFlag>
+      writer(out);
+  if (bytes.find('\0') == std::string_view::npos &&
+      writer.String(bytes.data(), static_cast<rj::SizeType>(bytes.size()))) {
+    return {out.GetString(), out.GetSize()};
+  }
+  // Not UTF-8 text: a JSON string cannot carry it, so the bytes go as hex.
+  std::string hex = "{\"hex\":\"";
+  for (const unsigned char b : bytes) fmt::format_to(std::back_inserter(hex), "{:02x}", b);
+  hex += "\"}";
+  return hex;
 }
 
 }  // namespace cmdwire::cli

@@ -1,8 +1,13 @@
 // Runs the built `cmdwire` CLI against a live in-process server (and the built cmdwire-server
 // as a child process) and checks what a user sees: output, one-line errors and exit codes.
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -45,28 +50,40 @@ TEST_CASE("cmdwire call prints replies and exits 0", "[cli]") {
   test_server server;
   const std::string addr = server.address();
 
+  // Not a terminal: one JSON value per reply, unless --output says otherwise.
   SECTION("PING") {
     const auto r = cmdwire_cli({"call", "--connect", addr, "PING"});
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "PONG\n");
+    CHECK(r.out == "\"PONG\"\n");
     CHECK(r.err.empty());
   }
   SECTION("ECHO --data") {
     const auto r = cmdwire_cli({"call", "--connect", addr, "ECHO", "--data", "hello"});
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "hello\n");
+    CHECK(r.out == "\"hello\"\n");
   }
   SECTION("STRING as a line command") {
     const auto r = cmdwire_cli({"call", "--connect", addr, "STRING", "--line", "Additional data."});
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "Thank you.\n");
+    CHECK(r.out == "\"Thank you.\"\n");
   }
-  SECTION("STRUCT --json pretty-prints the JSON reply") {
+  SECTION("STRUCT --json: the JSON reply on one line") {
     const std::string json =
         R"({"n":1,"s":"root","m":[{"key":"a","value":1}],"p":[1,2],)"
         R"("c":{"ptr_wrapper":{"valid":1,"data":{"n":2,"s":"child","m":[],"p":[],)"
         R"("c":{"ptr_wrapper":{"valid":0}}}}}})";
     const auto r = cmdwire_cli({"call", "--connect", addr, "STRUCT", "--json", json});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == R"({"depth":2,"entries":1,"bytes":2,"names":"root/child"})"
+                   "\n");
+  }
+  SECTION("STRUCT --json --output pretty indents the JSON reply") {
+    const std::string json =
+        R"({"n":1,"s":"root","m":[{"key":"a","value":1}],"p":[1,2],)"
+        R"("c":{"ptr_wrapper":{"valid":1,"data":{"n":2,"s":"child","m":[],"p":[],)"
+        R"("c":{"ptr_wrapper":{"valid":0}}}}}})";
+    const auto r =
+        cmdwire_cli({"call", "--connect", addr, "STRUCT", "--json", json, "--output", "pretty"});
     CHECK(r.exit_code == 0);
     CHECK(r.out ==
           "{\n"
@@ -116,7 +133,7 @@ TEST_CASE("cmdwire call --json with numbers that crashed rapidjson exits 1 clean
   }
   // The server is still there.
   const auto r = cmdwire_cli({"call", "--connect", addr, "PING"});
-  CHECK(r.out == "PONG\n");
+  CHECK(r.out == "\"PONG\"\n");
 }
 
 TEST_CASE("cmdwire exits 3 when no server listens", "[cli]") {
@@ -249,7 +266,7 @@ TEST_CASE(
        }) {
     const auto r = cmdwire_cli(args);
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "PONG\n");
+    CHECK(r.out == "\"PONG\"\n");
   }
   struct env_var {  // set for the children this test starts, restored after
     std::string name;
@@ -263,14 +280,47 @@ TEST_CASE(
     env_var wrong_port("PORT", "1");  // $CMDWIRE_ADDRESS comes first
     const auto r = cmdwire_cli({"call", "PING"});
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "PONG\n");
+    CHECK(r.out == "\"PONG\"\n");
   }
   {
     env_var by_port("PORT", port);
     const auto r = cmdwire_cli({"call", "PING"});
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "PONG\n");
+    CHECK(r.out == "\"PONG\"\n");
   }
   const auto bad = cmdwire_cli({"call", "PING", "-t", "-1", "-c", server.address()});
   CHECK(bad.exit_code == 2);
+}
+
+TEST_CASE("cmdwire call --output raw, json and pretty", "[cli]") {
+  test_server server;
+  const std::string addr = server.address();
+  // 1,000 bytes of every value, NUL and newlines included.
+  std::string bytes;
+  for (int i = 0; i < 1000; ++i) bytes += static_cast<char>((i * 37) % 256);
+  const std::string file = "/tmp/cmdwire-cli-output-" + std::to_string(::getpid());
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << bytes;
+  }
+  const auto raw = cmdwire_cli({"call", "-c", addr, "ECHO", "--file", file, "--output", "raw"});
+  CHECK(raw.exit_code == 0);
+  CHECK(raw.out == bytes);  // byte for byte: nothing added
+  const auto json = cmdwire_cli({"call", "-c", addr, "ECHO", "--file", file, "-o", "json"});
+  CHECK(json.exit_code == 0);
+  std::string hex;
+  for (const unsigned char b : bytes) hex += fmt::format("{:02x}", b);
+  CHECK(json.out == "{\"hex\":\"" + hex + "\"}\n");  // not UTF-8 text: hex
+  std::remove(file.c_str());
+
+  const auto text =
+      cmdwire_cli({"call", "-c", addr, "ECHO", "--data", "tab\there \"q\"", "-o", "json"});
+  CHECK(text.out == "\"tab\\there \\\"q\\\"\"\n");
+  const auto stats = cmdwire_cli({"call", "-c", addr, "STATS", "-o", "json"});
+  CHECK(stats.out.starts_with("{\"version\":"));  // a JSON body stays JSON
+  const auto pretty = cmdwire_cli({"call", "-c", addr, "PING", "-o", "pretty"});
+  CHECK(pretty.out == "PONG\n");
+  const auto bad = cmdwire_cli({"call", "-c", addr, "PING", "-o", "yaml"});
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("pretty,json,raw"));
 }

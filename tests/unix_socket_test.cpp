@@ -126,7 +126,7 @@ TEST_CASE("unix: the CLI connects to unix:PATH", "[unix]") {
   const auto cli = cmdwire::test::run(
       {cmdwire::test::bin_path("cmdwire"), "call", "PING", "--connect", "unix:" + p.path});
   CHECK(cli.exit_code == 0);
-  CHECK(cli.out == "PONG\n");
+  CHECK(cli.out == "\"PONG\"\n");
 }
 
 #ifdef CMDWIRE_TEST_BENCH
