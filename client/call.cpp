@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -24,11 +25,17 @@ struct call_args {
   std::string file;
   std::string line;
   bool as_json = false;
+  std::optional<wire::encoding> encoding;  ///< --encoding, when stated
   /// Unset: pretty on a terminal, json otherwise.
   std::optional<output_mode> output;
 };
 
+/// The whole file, or standard input for "-".
 std::string read_file(const std::string& path) {
+  if (path == "-") {
+    std::ios::sync_with_stdio(false);
+    return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw failure(exit_usage, fmt::format("cannot read '{}': no such file or no access", path));
@@ -69,14 +76,18 @@ void run_call(const call_args& args, const CLI::App& cmd) {
   const bool has_json = cmd.count("--json") > 0;
   const bool has_line = cmd.count("--line") > 0;
   std::string body;
-  wire::encoding enc = args.as_json ? wire::encoding::json : wire::encoding::bin;
+  // Stated (--encoding, --as-json), else inferred: --json and a *.json --file are JSON.
+  std::optional<wire::encoding> enc = args.encoding;
+  if (args.as_json) enc = wire::encoding::json;
   if (has_json) {
-    body = args.json;
+    // --json TEXT, or --json @FILE, or --json @- for standard input.
+    body = args.json.starts_with('@') ? read_file(args.json.substr(1)) : args.json;
     enc = wire::encoding::json;
   } else if (cmd.count("--data") > 0) {
     body = args.data;
   } else if (cmd.count("--file") > 0) {
     body = read_file(args.file);
+    if (!enc && args.file.ends_with(".json")) enc = wire::encoding::json;
   }
   const output_mode mode =
       args.output.value_or(::isatty(STDOUT_FILENO) ? output_mode::pretty : output_mode::json);
@@ -88,10 +99,10 @@ void run_call(const call_args& args, const CLI::App& cmd) {
     return;
   }
   call_options opt;
-  opt.enc = enc;
+  opt.enc = enc.value_or(wire::encoding::bin);
   auto reply = conn.call_raw(args.name, body, opt);
   if (!reply) fail_call(args.name, reply.error());
-  print_body(*reply, enc == wire::encoding::json, mode);
+  print_body(*reply, opt.enc == wire::encoding::json, mode);
 }
 
 }  // namespace
@@ -104,15 +115,25 @@ void add_call_command(CLI::App& app) {
                          "Examples: cmdwire call PING | cmdwire call ECHO --data hello | "
                          "cmdwire call STRING --line 'Additional data.'");
   cmd->add_option("NAME", args->name, "command name, e.g. PING")->required();
-  auto* json = cmd->add_option("--json", args->json, "JSON body; the reply comes back as JSON");
+  auto* json = cmd->add_option("--json", args->json,
+                               "JSON body, or @FILE, or @- for standard input; the reply comes "
+                               "back as JSON");
   auto* data = cmd->add_option("--data", args->data, "body bytes as given");
-  auto* file = cmd->add_option("--file", args->file, "read the body from a file");
+  auto* file = cmd->add_option("--file", args->file, "read the body from a file (- for stdin)");
   auto* line = cmd->add_option("--line", args->line,
                                "send as a line command (NAME\\nLINE\\n) and print the line back");
   json->excludes(data)->excludes(file)->excludes(line);
   data->excludes(file)->excludes(line);
   file->excludes(line);
-  cmd->add_flag("--as-json", args->as_json, "mark a --data/--file body as JSON");
+  cmd->add_flag("--as-json", args->as_json, "mark a --data/--file body as JSON (= -e json)");
+  cmd->add_option_function<std::string>(
+         "-e,--encoding",
+         [args](const std::string& word) {
+           args->encoding = word == "json" ? wire::encoding::json : wire::encoding::bin;
+         },
+         "bin or json: how the --data/--file body is encoded (default: json for a *.json "
+         "file, else bin)")
+      ->check(CLI::IsMember({"bin", "json"}));
   cmd->add_option_function<std::string>(
          "-o,--output",
          [args](const std::string& word) {

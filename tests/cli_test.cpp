@@ -324,3 +324,43 @@ TEST_CASE("cmdwire call --output raw, json and pretty", "[cli]") {
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.err, Catch::Contains("pretty,json,raw"));
 }
+
+TEST_CASE("cmdwire call takes the body from --json @FILE, @-, a *.json --file, --file - and -e",
+          "[cli]") {
+  test_server server;
+  const std::string addr = server.address();
+  const std::string request =
+      R"({"n":1,"s":"root","m":[],"p":[7],"c":{"ptr_wrapper":{"valid":0}}})";
+  const std::string summary = R"({"depth":1,"entries":0,"bytes":1,"names":"root"})"
+                              "\n";
+  const std::string file = "/tmp/cmdwire-cli-input-" + std::to_string(::getpid()) + ".json";
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << request;
+  }
+  const auto at_file = cmdwire_cli({"call", "-c", addr, "STRUCT", "--json", "@" + file});
+  CHECK(at_file.exit_code == 0);
+  CHECK(at_file.out == summary);
+  // A *.json file is sent as JSON without being told.
+  const auto inferred = cmdwire_cli({"call", "-c", addr, "STRUCT", "--file", file});
+  CHECK(inferred.exit_code == 0);
+  CHECK(inferred.out == summary);
+  const auto stated = cmdwire_cli({"call", "-c", addr, "STRUCT", "-e", "json", "--data", request});
+  CHECK(stated.out == summary);
+  // Told otherwise, it goes as binary, and the server says why it cannot decode it.
+  const auto as_bin = cmdwire_cli({"call", "-c", addr, "STRUCT", "--file", file, "-e", "bin"});
+  CHECK(as_bin.exit_code == 1);
+  CHECK(contains(as_bin.err, "bad-body"));
+
+  const std::string cli = bin_path("cmdwire");
+  const auto piped_json = cmdwire::test::run(
+      {"/bin/sh", "-c", "cat " + file + " | " + cli + " call -c " + addr + " STRUCT --json @-"});
+  CHECK(piped_json.exit_code == 0);
+  CHECK(piped_json.out == summary);
+  const auto piped_bytes = cmdwire::test::run(
+      {"/bin/sh", "-c",
+       "printf 'two\\nlines' | " + cli + " call -c " + addr + " ECHO --file - -o raw"});
+  CHECK(piped_bytes.exit_code == 0);
+  CHECK(piped_bytes.out == "two\nlines");
+  std::remove(file.c_str());
+}
