@@ -66,7 +66,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "I/O threads, one io_context each")
       ->check(CLI::Range(1u, 256u))
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // usage errors exit 2, as in every cmdwire binary
+  }
 
   auto where = cmdwire::parse_host_port(listen);
   if (!where) {

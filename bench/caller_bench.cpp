@@ -66,7 +66,11 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "alternating rounds")->check(CLI::Range(1u, 100u));
   app.add_option("--duration", seconds, "seconds per side per round")->check(CLI::PositiveNumber);
   app.add_option("--payload", payload_size, "ECHO body bytes");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // usage errors exit 2, as in every cmdwire binary
+  }
 
   auto client = cmdwire::client::connect(address);
   if (!client) {

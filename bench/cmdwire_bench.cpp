@@ -269,7 +269,11 @@ int main(int argc, char** argv) {
   app.add_flag("--idle", o.idle,
                "open --conns connections, one request each, then hold them silent for "
                "--duration seconds (memory measurements)");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // usage errors exit 2, as in every cmdwire binary
+  }
   o.enc = enc_name == "json" ? wire::encoding::json : wire::encoding::bin;
   return run(o);
 }

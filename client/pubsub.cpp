@@ -1,11 +1,13 @@
 // `cmdwire subscribe TOPIC` and `cmdwire publish TOPIC TEXT`: publish/subscribe by hand.
 #include <fmt/format.h>
+#include <unistd.h>
 #include <cstdio>
 #include <future>
 #include <memory>
 
 #include "client/cli.hpp"
 #include "client/connect.hpp"
+#include "client/json_pretty.hpp"
 
 namespace cmdwire::cli {
 
@@ -14,19 +16,39 @@ namespace {
 struct pubsub_args {
   std::string topic;
   std::string text;
+  std::string output;  ///< subscribe: pretty, json or raw; empty: pretty on a terminal, else json
 };
+
+/// One message, framed so that a message holding newlines stays one message: `raw` is the
+/// wire's own `MSG topic length` frame, `json` one object per line, `pretty` the body with
+/// continuation lines indented under a `topic:` header line.
+void print_message(std::string_view mode, std::string_view topic, std::string_view body) {
+  if (mode == "raw") {
+    std::string frame = fmt::format("MSG {} {}\n", topic, body.size());
+    frame.append(body).append(1, '\n');
+    std::fwrite(frame.data(), 1, frame.size(), stdout);
+  } else if (mode == "json") {
+    fmt::print("{{\"topic\":{},\"body\":{}}}\n", json_value_of(topic), json_value_of(body));
+  } else {
+    std::string text = fmt::format("{}:\n  ", topic);
+    for (const char ch : body) {
+      text += ch;
+      if (ch == '\n') text += "  ";
+    }
+    text += '\n';
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  }
+  std::fflush(stdout);  // a pipe reader sees each message at once
+}
 
 void run_subscribe(const pubsub_args& args) {
   auto conn = connect_or_fail(target().address, target().timeout_s);
   std::promise<cmdwire::error> ended;
+  const std::string mode =
+      !args.output.empty() ? args.output : (::isatty(STDOUT_FILENO) ? "pretty" : "json");
   auto subscribed = conn.subscribe(
       args.topic,
-      [](std::string_view, std::string_view body) {
-        // One message per line as it arrives; a pipe reader sees each at once.
-        std::fwrite(body.data(), 1, body.size(), stdout);
-        if (body.empty() || body.back() != '\n') std::fputc('\n', stdout);
-        std::fflush(stdout);
-      },
+      [&mode](std::string_view topic, std::string_view body) { print_message(mode, topic, body); },
       [&ended](const cmdwire::error& why) { ended.set_value(why); });
   if (!subscribed) fail_call("SUBSCRIBE", subscribed.error());
   // Runs until interrupted (SIGINT ends the process) or until the server drops us.
@@ -55,6 +77,11 @@ void add_pubsub_commands(CLI::App& app) {
       "Print every message published to TOPIC as it arrives, until interrupted.\n"
       "Example: cmdwire subscribe news");
   add_common(sub, *sub_args);
+  sub->add_option("-o,--output", sub_args->output,
+                  "pretty (the default on a terminal: TOPIC: then the body, indented), json (the "
+                  "default otherwise: {\"topic\",\"body\"} per line) or raw (MSG TOPIC LENGTH "
+                  "frames)")
+      ->check(CLI::IsMember({"pretty", "json", "raw"}));
   sub->callback([sub_args] { run_subscribe(*sub_args); });
 
   auto pub_args = std::make_shared<pubsub_args>();

@@ -237,15 +237,16 @@ TEST_CASE("cmdwire subscribe prints what cmdwire publish sends", "[cli][pubsub]"
     REQUIRE(std::chrono::steady_clock::now() < until);
     std::this_thread::yield();
   }
-  const auto pub = cmdwire_cli({"publish", "--connect", server.address(), "news", "hello all"});
+  // One message holding a newline stays one message: one JSON object per line.
+  const auto pub = cmdwire_cli({"publish", "--connect", server.address(), "news", "two\nlines"});
   CHECK(pub.exit_code == 0);
   CHECK(contains(pub.out, "published to 1 subscriber"));
   std::optional<std::string> line;
   do {
-    line = sub.read_line();  // the probe that found it first, then ours
-  } while (line && *line == "probe");
+    line = sub.read_line();  // the probes that found it first, then ours
+  } while (line && *line == R"({"topic":"news","body":"probe"})");
   REQUIRE(line.has_value());
-  CHECK(*line == "hello all");
+  CHECK(*line == R"({"topic":"news","body":"two\nlines"})");
   server.ep().stop();  // the server goes away: the subscriber says so in one line, exit 3
   const auto ended = sub.wait();
   CHECK(ended.exit_code == 3);
@@ -363,4 +364,25 @@ TEST_CASE("cmdwire call takes the body from --json @FILE, @-, a *.json --file, -
   CHECK(piped_bytes.exit_code == 0);
   CHECK(piped_bytes.out == "two\nlines");
   std::remove(file.c_str());
+}
+
+TEST_CASE("a usage error exits 2 in every binary, with the valid words for an enum", "[cli]") {
+  std::vector<std::vector<std::string>> cases{
+      {bin_path("cmdwire"), "--no-such-option"},
+      {bin_path("cmdwire"), "call", "PING", "--output", "yaml"},
+      {bin_path("cmdwire-server"), "--no-such-option"},
+      {bin_path("cmdwire-server"), "--log-format", "xml"},
+  };
+#ifdef CMDWIRE_TEST_BENCH
+  cases.push_back({bin_path("cmdwire-bench"), "--no-such-option"});
+  cases.push_back({bin_path("cmdwire-caller-bench"), "--no-such-option"});
+  cases.push_back({bin_path("cmdwire-baseline-echo"), "--no-such-option"});
+#endif
+  for (const auto& argv : cases) {
+    const auto r = cmdwire::test::run(argv);
+    INFO(argv[0] << " " << argv[1] << "\n" << r.err);
+    CHECK(r.exit_code == 2);
+  }
+  const auto words = cmdwire::test::run({bin_path("cmdwire-server"), "--log-format", "xml"});
+  CHECK((contains(words.err, "text") && contains(words.err, "json")));
 }
