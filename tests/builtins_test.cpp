@@ -27,18 +27,7 @@ using cmdwire::test::test_server;
 
 namespace {
 
-/// One framed reply ("OK n\n...\n" or "ERR code n\n...\n") without its final LF.
-std::string read_reply(raw_socket& s) {
-  std::string head;
-  while (head.empty() || head.back() != '\n') head += s.read_exact(1);
-  std::size_t at = head.find(' ') + 1;
-  if (head.starts_with("ERR ")) at = head.find(' ', at) + 1;
-  const std::size_t n = std::stoul(head.substr(at, head.find_first_of(" \n", at) - at));
-  std::string body = s.read_exact(n + 1);
-  REQUIRE(body.back() == '\n');
-  body.pop_back();
-  return head + body;
-}
+std::string read_reply(raw_socket& s) { return cmdwire::test::read_framed_reply(s); }
 
 /// The body of an `OK` reply.
 std::string body_of(const std::string& reply) {

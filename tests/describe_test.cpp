@@ -26,18 +26,7 @@ using cmdwire::test::test_server;
 
 namespace {
 
-/// One framed reply without its final LF: "OK n\n..." or "ERR code n\n...".
-std::string read_reply(raw_socket& s) {
-  std::string head;
-  while (head.empty() || head.back() != '\n') head += s.read_exact(1);
-  std::size_t at = head.find(' ') + 1;
-  if (head.starts_with("ERR ")) at = head.find(' ', at) + 1;
-  const std::size_t n = std::stoul(head.substr(at, head.find_first_of(" \n", at) - at));
-  std::string body = s.read_exact(n + 1);
-  REQUIRE(body.back() == '\n');
-  body.pop_back();
-  return head + body;
-}
+std::string read_reply(raw_socket& s) { return cmdwire::test::read_framed_reply(s); }
 
 std::string describe(raw_socket& s, const std::string& name = {}) {
   s.send(name.empty() ? std::string("DESCRIBE\n")

@@ -202,4 +202,19 @@ class raw_socket {
   asio::ip::tcp::socket socket_;
 };
 
+/// One framed reply, "OK n\n<body>" or "ERR code n\n<message>", without the LF that ends every
+/// frame (checked). Throws on EOF, like raw_socket's reads.
+inline std::string read_framed_reply(raw_socket& s) {
+  std::string head;
+  while (head.empty() || head.back() != '\n') head += s.read_exact(1);
+  // "OK LENGTH ..." or "ERR CODE LENGTH ...": LENGTH is the second or third token.
+  std::size_t at = head.find(' ') + 1;
+  if (head.starts_with("ERR ")) at = head.find(' ', at) + 1;
+  const std::size_t n = std::stoul(head.substr(at, head.find_first_of(" \n", at) - at));
+  std::string body = s.read_exact(n + 1);
+  if (body.back() != '\n') throw std::runtime_error("read_framed_reply: frame not ended by LF");
+  body.pop_back();
+  return head + body;
+}
+
 }  // namespace cmdwire::test
