@@ -67,6 +67,9 @@ void encode_protobuf(const google::protobuf::Message& m, wire::encoding enc, std
   std::string& target = out.empty() ? out : tmp;
   const google::protobuf::LogSilencer quiet;         // a failed print also logs a warning; we throw
   google::protobuf::util::JsonPrintOptions options;  // compact: add_whitespace = false
+  // Every field, defaults included: a reader sees `"depth":0`, not a missing key it must know
+  // the default of (proto3 JSON leaves such fields out otherwise).
+  options.always_print_primitive_fields = true;
   if (const auto status = google::protobuf::util::MessageToJsonString(m, &target, options);
       !status.ok()) {
     // protobuf 3.21's JSON printer refuses messages nested deeper than ~65 levels (its own

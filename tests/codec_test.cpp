@@ -691,3 +691,15 @@ TEST_CASE("summarize walks the whole chain", "[demo]") {
   CHECK(sample.bytes() == 12);
   CHECK(sample.names() == "level0/level1/level2/level3");
 }
+
+TEST_CASE("protobuf JSON carries default-valued fields too", "[codec][protobuf]") {
+  cmdwire::demo::pb::Summary summary;
+  summary.set_depth(1);  // entries, bytes and names keep their defaults
+  std::string out;
+  codec<cmdwire::demo::pb::Summary>::encode(summary, encoding::json, out);
+  CHECK(out == R"({"depth":1,"entries":"0","bytes":"0","names":""})");
+  cmdwire::demo::pb::Summary back;
+  REQUIRE(codec<cmdwire::demo::pb::Summary>::decode(out, encoding::json, back, {}).has_value());
+  CHECK(back.depth() == 1);
+  CHECK(back.names().empty());
+}
