@@ -11,14 +11,8 @@
 #include "client/connect.hpp"
 #include "client/json_pretty.hpp"
 
-// Upstream cereal bundles rapidjson in its own namespace; Debian's cereal uses the system one.
-#if __has_include(<cereal/external/rapidjson/document.h>)
-#include <cereal/external/rapidjson/document.h>
-namespace rj = CEREAL_RAPIDJSON_NAMESPACE;
-#else
-#include <rapidjson/document.h>
-namespace rj = RAPIDJSON_NAMESPACE;
-#endif
+#include "cmdwire/detail/rapidjson.hpp"
+namespace rj = cmdwire::detail::rj;
 
 namespace cmdwire::cli {
 

@@ -4,24 +4,8 @@
 
 #include <fmt/format.h>
 
-// cereal configures rapidjson through macros (assertions that throw, NaN/Inf flags); including
-// it first gives this file the same rapidjson as every other one, as the ODR requires.
-#include <cereal/archives/json.hpp>
-
-// Upstream cereal bundles rapidjson in its own namespace; Debian's cereal uses the system one.
-#if __has_include(<cereal/external/rapidjson/reader.h>)
-#include <cereal/external/rapidjson/memorystream.h>
-#include <cereal/external/rapidjson/prettywriter.h>
-#include <cereal/external/rapidjson/reader.h>
-#include <cereal/external/rapidjson/stringbuffer.h>
-namespace rj = CEREAL_RAPIDJSON_NAMESPACE;
-#else
-#include <rapidjson/memorystream.h>
-#include <rapidjson/prettywriter.h>
-#include <rapidjson/reader.h>
-#include <rapidjson/stringbuffer.h>
-namespace rj = RAPIDJSON_NAMESPACE;
-#endif
+#include "cmdwire/detail/rapidjson.hpp"
+namespace rj = cmdwire::detail::rj;
 
 #include <algorithm>
 #include <cstddef>

@@ -7,16 +7,8 @@
 #include <cmath>
 #include <limits>
 
-// Upstream cereal bundles rapidjson in its own namespace; Debian's cereal uses the system one.
-#if __has_include(<cereal/external/rapidjson/writer.h>)
-#include <cereal/external/rapidjson/stringbuffer.h>
-#include <cereal/external/rapidjson/writer.h>
-namespace rj = CEREAL_RAPIDJSON_NAMESPACE;
-#else
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-namespace rj = RAPIDJSON_NAMESPACE;
-#endif
+#include "cmdwire/detail/rapidjson.hpp"
+namespace rj = cmdwire::detail::rj;
 
 namespace cmdwire {
 

@@ -9,17 +9,8 @@
 #include "support/process.hpp"
 #include "support/test_server.hpp"
 
-#if __has_include(<cereal/external/rapidjson/document.h>)
-#include <cereal/external/rapidjson/document.h>
-#include <cereal/external/rapidjson/stringbuffer.h>
-#include <cereal/external/rapidjson/writer.h>
-namespace rj = CEREAL_RAPIDJSON_NAMESPACE;
-#else
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-namespace rj = RAPIDJSON_NAMESPACE;
-#endif
+#include "cmdwire/detail/rapidjson.hpp"
+namespace rj = cmdwire::detail::rj;
 
 using cmdwire::test::raw_socket;
 using cmdwire::test::test_server;
