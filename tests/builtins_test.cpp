@@ -44,6 +44,17 @@ rj::Document stats(raw_socket& s, std::size_t& sent, std::size_t& reply_bytes) {
   return doc;
 }
 
+/// Asks HEALTH on `probe` until it says DRAINING; SERVING is the only other answer allowed.
+void await_draining(raw_socket& probe) {
+  for (int polls = 0;; ++polls) {
+    REQUIRE(polls < 100000);
+    probe.send("HEALTH\n");
+    const std::string health = read_reply(probe);
+    if (health == "OK 8\nDRAINING") return;
+    REQUIRE(health == "OK 7\nSERVING");
+  }
+}
+
 std::uint64_t u64(const rj::Value& v, const char* key) {
   REQUIRE(v.HasMember(key));
   REQUIRE(v[key].IsUint64());
@@ -174,13 +185,7 @@ TEST_CASE("HEALTH says DRAINING once stop() begins, and in-flight calls finish")
   while (server.naps_running() == 0) std::this_thread::yield();  // waits for a condition
 
   std::thread stopper([&] { server.ep().stop(); });
-  std::string health;
-  for (int polls = 0; health != "OK 8\nDRAINING"; ++polls) {
-    REQUIRE(polls < 100000);
-    probe.send("HEALTH\n");
-    health = read_reply(probe);
-    REQUIRE((health == "OK 7\nSERVING" || health == "OK 8\nDRAINING"));
-  }
+  await_draining(probe);
   // During the grace a new connection is still served.
   raw_socket late(server.port());
   late.send("HEALTH\n");
@@ -207,13 +212,7 @@ TEST_CASE("cmdwire-server: SIGTERM turns HEALTH to DRAINING while a SLEEP in fli
 
   server.signal(SIGTERM);
   raw_socket probe(port);
-  std::string health;
-  for (int polls = 0; health != "OK 8\nDRAINING"; ++polls) {
-    REQUIRE(polls < 100000);
-    probe.send("HEALTH\n");
-    health = read_reply(probe);
-    REQUIRE((health == "OK 7\nSERVING" || health == "OK 8\nDRAINING"));
-  }
+  await_draining(probe);
   CHECK(read_reply(busy) == "OK 12 id=1\nslept 800 ms");
   CHECK(server.wait().exit_code == 0);
 }
