@@ -20,7 +20,8 @@
 
 namespace cmdwire::detail {
 
-/// Latency buckets: log-linear, four per power of two of nanoseconds (at most 19% wide), from
+/// Latency buckets: log-linear, four per power of two of nanoseconds (each at most 25% of its
+/// lower edge wide), from
 /// 1 ns to 2^37 ns (about 137 s); longer goes to the overflow bin. Computing a bucket takes one
 /// bit scan, so recording costs no logarithm.
 struct latency_buckets {

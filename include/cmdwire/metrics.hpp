@@ -22,7 +22,7 @@ struct command_report {
   double latency_sum_seconds = 0;
   double latency_max_seconds = 0;
   /// Upper edges of the buckets that p50, p90 and p99 fall into, but at most the maximum (0
-  /// without calls): at most 19% above the true quantile.
+  /// without calls): at most 25% above the true quantile.
   double p50_seconds = 0;
   double p90_seconds = 0;
   double p99_seconds = 0;
