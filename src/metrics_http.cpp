@@ -56,31 +56,31 @@ std::string serialize(http::response<http::string_body>& res) {
 }
 
 asio::awaitable<void> serve_metrics_connection(const endpoint& ep, stream& s) {
+  // Bytes received and not yet parsed. Beast's parser takes a header only whole, and a read
+  // may end anywhere (a header in two segments, or a pipelined next request), so what it
+  // leaves is kept for the next read and the next request.
+  std::string pending;
   for (;;) {
     http::request_parser<http::empty_body> parser;
     parser.header_limit(max_request_header);
     parser.body_limit(max_request_body);
     boost::beast::error_code ec;
     while (!parser.is_done()) {
-      auto bytes = co_await s.async_read_some();
-      if (!bytes) co_return;  // the client left (or a timeout closed it)
-      std::string_view rest = *bytes;
-      // The stream hands over what it has; the parser may take it in several steps.
-      while (!rest.empty() && !parser.is_done()) {
-        const std::size_t used = parser.put(asio::buffer(rest.data(), rest.size()), ec);
+      std::size_t used = 0;
+      if (!pending.empty()) {
+        used = parser.put(asio::buffer(pending), ec);
+        pending.erase(0, used);
         if (ec == http::error::need_more) {
           ec = {};
-          if (used == 0) break;  // the parser wants more than these bytes: read on
         } else if (ec) {
           break;
         }
-        rest.remove_prefix(used);
       }
-      if (ec) break;
-      if (!rest.empty() && parser.is_done()) {
-        // A pipelined second request: rare for scrapers; answer this one and close.
-        parser.get().keep_alive(false);
-      }
+      if (parser.is_done()) break;
+      if (used > 0) continue;  // it may take more of what is pending
+      auto bytes = co_await s.async_read_some();
+      if (!bytes) co_return;  // the client left (or a timeout closed it)
+      pending.append(*bytes);
     }
     if (ec) {
       http::response<http::string_body> bad{http::status::bad_request, 11};

@@ -2,6 +2,9 @@
 // while in-flight calls finish) and STATS (exact counts, bytes, errors, latency).
 #include <fmt/format.h>
 #include <unistd.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -9,8 +12,10 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cmdwire/endpoint.hpp"
+#include "cmdwire/services.hpp"
 #include "support/process.hpp"
 #include "support/test_server.hpp"
 
@@ -360,4 +365,80 @@ TEST_CASE("STATS latency of requests that arrive with the AUTH line starts after
   const rj::Value& ping = doc["commands"]["PING"]["latency_us"];
   CHECK(number(ping, "max") > 0);
   CHECK(number(ping, "max") < 10e6);  // not the time since some clock's epoch
+}
+
+namespace {
+
+namespace asio = boost::asio;
+
+/// A stream that hands its input over in the chunks given and keeps what is written to it.
+class scripted_stream final : public cmdwire::stream {
+ public:
+  explicit scripted_stream(std::vector<std::string> chunks) : chunks_(std::move(chunks)) {}
+
+  asio::awaitable<cmdwire::result<std::string_view>> async_read_line() override {
+    co_return cmdwire::make_error(cmdwire::errc::protocol_error, "not used");
+  }
+  asio::awaitable<cmdwire::result<std::string_view>> async_read_exact(std::size_t) override {
+    co_return cmdwire::make_error(cmdwire::errc::protocol_error, "not used");
+  }
+  asio::awaitable<cmdwire::result<std::string_view>> async_read_some() override {
+    if (next_ == chunks_.size()) {
+      co_return cmdwire::make_error(cmdwire::errc::connection_lost, "end of input");
+    }
+    co_return std::string_view(chunks_[next_++]);
+  }
+  asio::awaitable<cmdwire::result<void>> async_write(std::string_view bytes) override {
+    written += bytes;
+    co_return cmdwire::result<void>{};
+  }
+  [[nodiscard]] const asio::ip::tcp::endpoint& peer() const noexcept override { return peer_; }
+  void close() noexcept override {}
+  void set_idle_timeout(std::chrono::milliseconds) noexcept override {}
+
+  std::string written;
+
+ private:
+  std::vector<std::string> chunks_;
+  std::size_t next_ = 0;
+  asio::ip::tcp::endpoint peer_;
+};
+
+std::string serve_metrics(const cmdwire::endpoint& ep, std::vector<std::string> chunks) {
+  scripted_stream s(std::move(chunks));
+  asio::io_context io;
+  asio::co_spawn(io, cmdwire::metrics_http(ep)(s), asio::detached);
+  io.run();
+  return s.written;
+}
+
+}  // namespace
+
+TEST_CASE("/metrics: requests split anywhere and pipelined are each answered") {
+  cmdwire::endpoint ep;
+  const std::string requests =
+      "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  std::vector<std::string> bytes;  // one byte per read
+  for (const char ch : requests) bytes.emplace_back(1, ch);
+  for (const auto& chunks : {bytes, std::vector<std::string>{requests}}) {
+    const std::string out = serve_metrics(ep, chunks);
+    INFO(out.substr(0, 200));
+    CHECK(out.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK_THAT(out, Catch::Contains("\r\n\r\n# HELP cmdwire_build_info"));
+    CHECK_THAT(out, Catch::Contains("HTTP/1.1 404 Not Found\r\n"));
+  }
+}
+
+TEST_CASE("/metrics: a header over 8 KiB or a body over 1 KiB gets 400") {
+  cmdwire::endpoint ep;
+  const std::string big_header =
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(9000, 'a') + "\r\n\r\n";
+  CHECK(serve_metrics(ep, {big_header}).starts_with("HTTP/1.1 400 Bad Request\r\n"));
+  const std::string at_limit =
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(7000, 'a') + "\r\n\r\n";
+  CHECK(serve_metrics(ep, {at_limit}).starts_with("HTTP/1.1 200 OK\r\n"));
+  const std::string big_body =
+      "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + std::string(2000, 'b');
+  CHECK(serve_metrics(ep, {big_body}).starts_with("HTTP/1.1 400 Bad Request\r\n"));
 }
