@@ -47,5 +47,6 @@ set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 # from dpkg-shlibdeps; the headers and static libraries need the -dev packages below.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libboost1.81-dev, libcereal-dev, libprotobuf-dev, protobuf-compiler, libfmt-dev, libssl-dev")
+  "libboost1.81-dev, libcereal-dev, libprotobuf-dev, protobuf-compiler, libfmt-dev, libssl-dev,
+  libhiredis-dev, pkg-config")
 include(CPack)

@@ -169,6 +169,22 @@ int main(int argc, char** argv) {
   app.add_option("--auth-token-file", token_file,
                  "require `AUTH <token>` first; the token is this file's first line")
       ->check(CLI::ExistingFile);
+  app.add_flag("--proxy-protocol", options.proxy_protocol,
+               "every connection starts with a PROXY protocol v2 header (HAProxy "
+               "send-proxy-v2), whose client address the logs show; others are refused");
+  std::string redis_at, redis_password_file;
+  std::string redis_prefix = cmdwire::redis_backplane_options{}.channel_prefix;
+  auto* redis_opt = app.add_option(
+      "--pubsub-redis", redis_at,
+      "publish/subscribe across every server sharing the Redis at HOST:PORT (the backplane)");
+  app.add_option("--pubsub-redis-prefix", redis_prefix,
+                 "prefix of the Redis channels (one per topic); servers that share it share topics")
+      ->needs(redis_opt)
+      ->capture_default_str();
+  app.add_option("--pubsub-redis-password-file", redis_password_file,
+                 "AUTH to Redis with this file's first line")
+      ->check(CLI::ExistingFile)
+      ->needs(redis_opt);
   std::string echo_at, udp_echo_at, daytime_at, udp_daytime_at, chat_at, metrics_at;
   app.add_option("--metrics-listen", metrics_at,
                  "also serve Prometheus metrics (GET /metrics, the figures of STATS) over HTTP "
@@ -202,6 +218,27 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "cmdwire-server: {} holds no token on its first line\n", token_file);
       return 2;
     }
+  }
+  if (!redis_at.empty()) {
+    const auto redis = cmdwire::parse_address(redis_at);
+    if (!redis || redis->is_unix()) {
+      fmt::print(stderr, "cmdwire-server: --pubsub-redis wants HOST:PORT, got '{}'\n", redis_at);
+      return 2;
+    }
+    cmdwire::redis_backplane_options backplane;
+    backplane.host = redis->tcp.host;
+    backplane.port = redis->tcp.port;
+    backplane.channel_prefix = redis_prefix;
+    if (!redis_password_file.empty()) {
+      std::ifstream in(redis_password_file);
+      std::getline(in, backplane.password);
+      if (backplane.password.empty()) {
+        fmt::print(stderr, "cmdwire-server: {} holds no password on its first line\n",
+                   redis_password_file);
+        return 2;
+      }
+    }
+    options.pubsub_redis = std::move(backplane);
   }
   if (!tls_cert.empty()) {
     options.tls = cmdwire::tls_server_config{tls_cert, tls_key, tls_client_ca};

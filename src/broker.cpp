@@ -13,7 +13,35 @@
 
 namespace cmdwire::detail {
 
+broker::broker(const endpoint_options& opt) : opt_(opt) {}
+
+broker::~broker() = default;
+
+void broker::start() {
+  // Made here, not in the constructor: the endpoint's options are final only at start.
+  if (opt_.pubsub_redis && !backplane_) {
+    backplane_ = std::make_unique<redis_backplane>(
+        *opt_.pubsub_redis, opt_.log,
+        [this](std::string_view topic, std::string_view body) { publish_local(topic, body); });
+    backplane_->start();
+  }
+}
+
+void broker::stop() {
+  if (backplane_) backplane_->stop();
+}
+
+std::optional<endpoint_report::backplane_report> broker::backplane_report() const {
+  if (!backplane_) return std::nullopt;
+  return backplane_->report();
+}
+
 std::size_t broker::publish(std::string_view topic, std::string_view body) {
+  if (backplane_) backplane_->publish_detached(topic, body);
+  return publish_local(topic, body);
+}
+
+std::size_t broker::publish_local(std::string_view topic, std::string_view body) {
   const std::string head = fmt::format("MSG {} {}\n", topic, body.size());
   std::lock_guard lock(mutex_);
   const auto it = topics_.find(topic);
@@ -61,10 +89,22 @@ asio::awaitable<void> broker::async_subscribe(const request_context& rc, stream&
 
   outbox box(co_await asio::this_coro::executor, opt_.subscriber_limits);
   add(topic, box);
-  leave_guard leave([&] { remove(topic, box); });
+  leave_guard leave([&] {
+    remove(topic, box);
+    if (backplane_) backplane_->leave(topic);
+  });
   const auto log = [&](log_level level, std::string_view what) {
     if (opt_.log) log_line(opt_, level, fmt::format("{}: {} {}", s.peer_name(), what, topic));
   };
+  if (backplane_) {
+    // The ack promises that publishes from every instance reach this subscriber: it waits
+    // until Redis has the subscription, unless Redis is down (then only local ones do, until
+    // the backplane is back).
+    const bool everywhere = co_await backplane_->async_join(topic);
+    if (!everywhere) {
+      log(log_level::warn, "pub/sub backplane down: until it is back, only local publishes reach");
+    }
+  }
   log(log_level::info, "subscribed to");
 
   // Registered before the acknowledgement, so a publish the peer makes after reading it
@@ -95,12 +135,42 @@ void broker::handle_publish(const request_context& rc, reply_writer& w) {
   fmt::format_to(std::back_inserter(w.body()), "{}", publish(topic, message));
 }
 
+asio::awaitable<void> broker::async_handle_publish(const request_context& rc, reply_writer& w) {
+  std::string_view topic;
+  std::string_view message;
+  if (!pubsub::split_publish_body(rc.body, topic, message)) {
+    handle_publish(rc, w);  // the same refusal
+    co_return;
+  }
+  const std::size_t here = publish_local(topic, message);
+  const redis_backplane::publish_outcome there = co_await backplane_->async_publish(topic, message);
+  if (!there.error.empty()) {
+    if (opt_.log) {
+      log_line(opt_, log_level::warn,
+               fmt::format("PUBLISH {}: delivered to {} local subscribers "
+                           "only: {}",
+                           topic, here, there.error));
+    }
+    w.fail(errc::unavailable,
+           fmt::format("delivered to {} subscribers on this instance only: {}", here, there.error));
+    co_return;
+  }
+  fmt::format_to(std::back_inserter(w.body()), "{}", here + there.instances);
+}
+
 void add_pubsub_commands(endpoint& ep, broker& b) {
   ep.handle_stream("SUBSCRIBE",
                    [&b](const request_context& rc, stream& s) { return b.async_subscribe(rc, s); });
-  ep.handle_raw(
-      "PUBLISH", [&b](const request_context& rc, reply_writer& w) { b.handle_publish(rc, w); },
-      /*line=*/true);
+  if (b.has_backplane()) {
+    ep.handle_raw_async(
+        "PUBLISH",
+        [&b](const request_context& rc, reply_writer& w) { return b.async_handle_publish(rc, w); },
+        /*line=*/true);
+  } else {
+    ep.handle_raw(
+        "PUBLISH", [&b](const request_context& rc, reply_writer& w) { b.handle_publish(rc, w); },
+        /*line=*/true);
+  }
 }
 
 }  // namespace cmdwire::detail

@@ -179,6 +179,28 @@ asio::awaitable<connection::error_code> connection::read_more(std::size_t need) 
   co_return ec;
 }
 
+asio::awaitable<connection::error_code> connection::read_preface(std::size_t limit) {
+  make_room(limit);
+  if (stop_reading_) co_return asio::error::operation_aborted;
+  if (!frame_began_) frame_began_ = steady_clock::now();
+  read_deadline_ = options_.request_timeout.count() > 0 ? *frame_began_ + options_.request_timeout
+                                                        : steady_clock::time_point::max();
+  reading_ = true;
+  auto [ec, n] = co_await socket_.async_read_some(
+      asio::buffer(buffer_.data() + end_, limit - (end_ - begin_)), io_nothrow());
+  reading_ = false;
+  read_deadline_ = steady_clock::time_point::max();
+  end_ += n;
+  if (options_.bytes_in != nullptr) options_.bytes_in->add(n);
+  last_read_ = steady_clock::now();
+  co_return ec;
+}
+
+void connection::set_proxied_peer(const asio::ip::tcp::endpoint& client) {
+  peer_name_ = fmt::format("{} (via {})", fmt::streamed(client), peer_name_);
+  peer_ = client;
+}
+
 asio::awaitable<result<std::string_view>> connection::read_line() {
   for (;;) {
     const wire::line_parse line = wire::parse_line(pending(), options_.limits.max_line);

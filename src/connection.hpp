@@ -76,6 +76,9 @@ class connection {
   /// The peer for people: "127.0.0.1:61000", or "unix:/run/x.sock (uid 1000, pid 4242)" with
   /// the credentials the kernel gives (SO_PEERCRED).
   [[nodiscard]] const std::string& peer_name() const noexcept { return peer_name_; }
+  /// Replaces the peer with the client a proxy speaks for (PROXY protocol); `via` is the
+  /// proxy, kept in peer_name() for the logs.
+  void set_proxied_peer(const asio::ip::tcp::endpoint& client);
   [[nodiscard]] bool is_open() const noexcept { return socket_.is_open(); }
   [[nodiscard]] asio::any_io_executor executor() noexcept { return socket_.get_executor(); }
   /// Ends the connection: pending reads and writes complete with operation_aborted.
@@ -109,6 +112,10 @@ class connection {
   asio::awaitable<result<std::string_view>> read_line();
   /// Exactly `n` bytes, at most max_body.
   asio::awaitable<result<std::string_view>> read_exact(std::size_t n);
+  /// Reads more bytes from the socket itself (under TLS, if started later), never letting
+  /// pending() pass `limit` bytes: for a preface such as a PROXY header, where reading past it
+  /// would swallow a TLS handshake. The request timeout runs from the first call.
+  asio::awaitable<error_code> read_preface(std::size_t limit);
   /// Whatever is pending, or else what the next read brings.
   asio::awaitable<result<std::string_view>> read_some();
   [[nodiscard]] bool reading() const noexcept { return reading_; }

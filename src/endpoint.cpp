@@ -216,6 +216,8 @@ void endpoint::enable_pubsub() {
 endpoint::~endpoint() {
   stop();
   wait();
+  // Before the workers' contexts go: the backplane completes calls on their executors.
+  impl_->broker.stop();
 }
 
 void endpoint::add_handler(std::string_view name, raw_handler sync, async_raw_handler async,
@@ -458,6 +460,7 @@ endpoint_report endpoint::report() const {
   r.accepted = st.accepted.load();
   r.rejected = st.rejected_busy.load();
   r.timed_out = st.timed_out.load();
+  r.backplane = impl_->broker.backplane_report();
   r.commands.resize(impl_->handlers.size());
   for (const auto& [name, entry] : impl_->handlers) {
     command_report& c = r.commands[entry.index];
@@ -512,6 +515,7 @@ void endpoint::start() {
     if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
     impl_->shared.handler_pool.emplace(n);
   }
+  impl_->broker.start();
   for (auto& w : impl_->workers) {
     w->thread = std::thread([ctx = &w->context] { ctx->run(); });
   }

@@ -27,6 +27,8 @@ std::string_view describe(int ev) noexcept {
       return "unauthorized";
     case errc::remote_error:
       return "error reported by the peer";
+    case errc::unavailable:
+      return "service unavailable";
     case errc::protocol_error:
       return "protocol error";
     case errc::timeout:
@@ -49,7 +51,7 @@ class category final : public std::error_category {
 };
 
 // docs/PROTOCOL.md lists these; changing one breaks every deployed peer.
-constexpr std::array<std::pair<errc, std::string_view>, 8> wire_names{{
+constexpr std::array<std::pair<errc, std::string_view>, 9> wire_names{{
     {errc::bad_request, "bad-request"},
     {errc::unknown_command, "unknown-command"},
     {errc::bad_body, "bad-body"},
@@ -58,6 +60,7 @@ constexpr std::array<std::pair<errc, std::string_view>, 8> wire_names{{
     {errc::deadline_exceeded, "deadline"},
     {errc::busy, "busy"},
     {errc::unauthorized, "auth"},
+    {errc::unavailable, "unavailable"},
 }};
 
 }  // namespace

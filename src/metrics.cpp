@@ -86,6 +86,18 @@ std::string to_json(const endpoint_report& r) {
   key_uint(w, "bytes_out", r.bytes_out);
   key_uint(w, "unknown_commands", r.unknown_commands);
   key_uint(w, "protocol_errors", r.protocol_errors);
+  if (r.backplane) {
+    const auto& b = *r.backplane;
+    w.Key("backplane");
+    w.StartObject();
+    w.Key("state");
+    w.String(b.state.c_str(), static_cast<rj::SizeType>(b.state.size()));
+    key_uint(w, "connects", b.connects);
+    key_uint(w, "published", b.published);
+    key_uint(w, "publish_errors", b.publish_errors);
+    key_uint(w, "received", b.received);
+    w.EndObject();
+  }
   w.Key("commands");
   w.StartObject();
   for (const command_report& c : r.commands) {
@@ -179,6 +191,28 @@ std::string to_prometheus(const endpoint_report& r) {
     line(counters[i].first, counters[i].second);
   }
 
+  if (r.backplane) {
+    const auto& b = *r.backplane;
+    family(out, "cmdwire_backplane_ready", "gauge",
+           "1 when the Redis pub/sub backplane is connected with every local topic subscribed.");
+    line("cmdwire_backplane_ready", b.state == "ready" ? 1 : 0);
+    const std::pair<const char*, std::uint64_t> bp[] = {
+        {"cmdwire_backplane_connects_total", b.connects},
+        {"cmdwire_backplane_published_total", b.published},
+        {"cmdwire_backplane_publish_errors_total", b.publish_errors},
+        {"cmdwire_backplane_received_total", b.received},
+    };
+    const char* bp_helps[] = {
+        "Connections (and reconnections) to the Redis backplane.",
+        "Publishes Redis accepted for the other instances.",
+        "Publishes that reached this instance's subscribers only.",
+        "Messages from other instances delivered here.",
+    };
+    for (std::size_t i = 0; i < std::size(bp); ++i) {
+      family(out, bp[i].first, "counter", bp_helps[i]);
+      line(bp[i].first, bp[i].second);
+    }
+  }
   family(out, "cmdwire_calls_total", "counter", "Requests answered, by command.");
   for (const auto& c : r.commands) {
     fmt::format_to(std::back_inserter(out), "cmdwire_calls_total{{command=\"{}\"}} {}\n",

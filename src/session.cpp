@@ -12,6 +12,8 @@
 #include "connection.hpp"
 #include "session.hpp"
 
+#include "proxy_protocol.hpp"
+
 namespace cmdwire::detail {
 
 using asio::ip::tcp;
@@ -287,6 +289,48 @@ asio::awaitable<bool> session::authenticate() {
   co_return true;
 }
 
+asio::awaitable<bool> session::accept_proxy_header() {
+  namespace proxy = proxy_v2;
+  const auto refuse = [&](std::string_view why) -> asio::awaitable<void> {
+    log(log_level::warn, fmt::format("refused: {} (this server expects a PROXY protocol v2 "
+                                     "header first: --proxy-protocol)",
+                                     why));
+    // Said in plain text: a person who reached the port directly learns why it closes.
+    co_await fail_and_close(errc::bad_request,
+                            fmt::format("expected a PROXY protocol v2 header: {}", why));
+  };
+  while (conn_.pending().size() < proxy::prefix_size) {
+    if (!proxy::could_be_header(conn_.pending())) break;
+    if (auto ec = co_await conn_.read_preface(proxy::prefix_size); ec) {
+      if (!is_normal_close(ec)) log(log_level::info, fmt::format("read failed: {}", ec.message()));
+      co_return false;
+    }
+  }
+  const auto prefix = proxy::parse_prefix(conn_.pending());
+  if (!prefix) {
+    co_await refuse(prefix.error().message);
+    co_return false;
+  }
+  conn_.consume(proxy::prefix_size);
+  while (conn_.pending().size() < prefix->payload) {
+    if (auto ec = co_await conn_.read_preface(prefix->payload); ec) {
+      if (!is_normal_close(ec)) log(log_level::info, fmt::format("read failed: {}", ec.message()));
+      co_return false;
+    }
+  }
+  const auto source = proxy::parse_source(*prefix, conn_.pending().substr(0, prefix->payload));
+  if (!source) {
+    co_await refuse(source.error().message);
+    co_return false;
+  }
+  conn_.consume(prefix->payload);
+  if (*source) {
+    conn_.set_proxied_peer(**source);
+    log(log_level::info, "PROXY header: client address taken from it");
+  }
+  co_return true;
+}
+
 asio::awaitable<bool> session::start_tls(asio::ssl::context& context) {
   auto ec = co_await conn_.start_tls(context, asio::ssl::stream_base::server);
   if (ec) {
@@ -305,6 +349,10 @@ asio::awaitable<void> run_session(endpoint_state& state, worker& home,
   if (home.stopping.load()) co_return;  // the destructor path closes the socket
   s.log(log_level::info, "connected");
   try {
+    if (state.options.proxy_protocol) {
+      const bool proxied = co_await s.accept_proxy_header();
+      if (!proxied) co_return;
+    }
     if (raw != nullptr) {
       co_await (s.run_raw(*raw, tls) || s.watchdog());
     } else {

@@ -33,6 +33,9 @@ class session final : public stream {
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
+  /// With endpoint_options::proxy_protocol: reads the PROXY v2 header and takes the client's
+  /// address from it. False: no valid header; refused, logged and closed.
+  asio::awaitable<bool> accept_proxy_header();
   asio::awaitable<void> run_commands(asio::ssl::context* tls);
   asio::awaitable<void> run_raw(const connection_handler& fn, asio::ssl::context* tls);
   /// Closes the connection when a read or write deadline passes (idle, request, write).

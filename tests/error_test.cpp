@@ -13,8 +13,9 @@ using cmdwire::errc;
 namespace {
 
 const std::vector<errc> wire_codes{
-    errc::bad_request, errc::unknown_command,   errc::bad_body, errc::too_large,
-    errc::internal,    errc::deadline_exceeded, errc::busy,     errc::unauthorized};
+    errc::bad_request, errc::unknown_command, errc::bad_body,
+    errc::too_large,   errc::internal,        errc::deadline_exceeded,
+    errc::busy,        errc::unauthorized,    errc::unavailable};
 const std::vector<errc> local_codes{errc::remote_error,    errc::protocol_error, errc::timeout,
                                     errc::connection_lost, errc::not_connected,  errc::bad_address};
 

@@ -47,6 +47,24 @@ struct push_limits {
   std::chrono::milliseconds soft_for = std::chrono::seconds(60);
 };
 
+/// Pub/sub across instances through Redis (PROTOCOL.md §9): every publish is also published to
+/// the Redis channel `channel_prefix + topic`, and an instance subscribes to that channel for
+/// each topic it has local subscribers on. hiredis 0.14 (Debian 12) cannot speak TLS, so Redis
+/// must be reached over a trusted network (loopback, a private link or a TLS tunnel).
+struct redis_backplane_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string channel_prefix = "cmdwire:";
+  /// Non-empty: sent with AUTH first on each connection (Redis `requirepass`).
+  std::string password;
+  /// Reconnecting after Redis goes away: capped exponential backoff with full jitter.
+  std::chrono::milliseconds reconnect_initial{100};
+  std::chrono::milliseconds reconnect_max{5000};
+  /// A PUBLISH or SUBSCRIBE Redis has not answered in this long drops the connection (and
+  /// fails the calls waiting on it), so a hung Redis cannot hold publishers forever.
+  std::chrono::milliseconds command_timeout{2000};
+};
+
 /// The commands every endpoint answers unless switched off here (PROTOCOL.md §11). Switching
 /// one off frees its name for a handler of your own.
 struct builtin_commands {
@@ -90,9 +108,18 @@ struct endpoint_options {
   /// Set: every listener speaks TLS (certificate, key and optional client CA loaded by
   /// `listen`/`serve`, which fail if they cannot be).
   std::optional<tls_server_config> tls;
+  /// Every connection must begin with a PROXY protocol v2 header (HAProxy's `send-proxy-v2`),
+  /// whose client address becomes the peer in request_context and the logs; LOCAL headers
+  /// (health checks) keep the connection's own peer. A connection without a valid header is
+  /// refused, with a log line saying why. Only for listeners reached through such a proxy:
+  /// anyone who can connect directly could claim any address.
+  bool proxy_protocol = false;
   /// Bytes of pushed MSG frames a subscriber may have waiting for its socket: past these it is
   /// disconnected, so a subscriber that stops reading never holds up publishers.
   push_limits subscriber_limits;
+  /// Set: pub/sub reaches the subscribers of every instance sharing this Redis (see
+  /// redis_backplane_options); empty: this process only.
+  std::optional<redis_backplane_options> pubsub_redis;
 
   /// On a connection that negotiated out-of-order replies (`HELLO`, PROTOCOL.md §8), how many
   /// async or offloaded handlers may run at once; with that many running the server stops

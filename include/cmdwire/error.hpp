@@ -24,6 +24,7 @@ enum class errc {
   busy,               ///< "busy": server at its connection limit; closes after replying.
   unauthorized,       ///< "auth": authentication required or failed; closes after replying.
   remote_error,       ///< an "ERR" code this build does not know (a newer peer).
+  unavailable,  ///< "unavailable": a service the command needs (the pub/sub backplane) is down.
   // Local to a client.
   protocol_error = 100,  ///< the peer sent bytes that are not a valid reply.
   timeout,               ///< connect timeout or per-call deadline passed.

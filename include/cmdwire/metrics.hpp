@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,16 @@ struct endpoint_report {
   std::uint64_t unknown_commands = 0;
   std::uint64_t protocol_errors = 0;     ///< malformed or oversized requests
   std::vector<command_report> commands;  ///< sorted by name; built-ins included
+  /// The Redis pub/sub backplane, when the endpoint has one (endpoint_options::pubsub_redis).
+  struct backplane_report {
+    /// "connecting", "ready" (connected, every local topic subscribed in Redis) or "down".
+    std::string state;
+    std::uint64_t connects = 0;        ///< successful (re)connections of either link
+    std::uint64_t published = 0;       ///< publishes Redis accepted
+    std::uint64_t publish_errors = 0;  ///< publishes that did not reach Redis
+    std::uint64_t received = 0;        ///< messages from other instances delivered here
+  };
+  std::optional<backplane_report> backplane;
 };
 
 /// Where latency bucket `i` of command_report::latency_buckets ends, in seconds; +inf for the
