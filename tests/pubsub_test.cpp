@@ -3,6 +3,9 @@
 // that stops reading.
 #include "cmdwire/pubsub.hpp"
 
+#include <fmt/format.h>
+
+#include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -190,4 +193,49 @@ TEST_CASE("a subscriber that stops reading is disconnected, the others keep rece
   CHECK(received.wait(rounds + 1) == "news:after");
   // The slow subscriber sees the close once it drains what was already on its way.
   CHECK(slow.read_to_eof().size() < rounds * chunk.size());
+}
+
+TEST_CASE("with its Redis backplane down, PUBLISH delivers locally and says so", "[pubsub]") {
+  // A port nothing listens on: the backplane can never connect.
+  std::uint16_t dead_port = 0;
+  {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    dead_port = a.local_endpoint().port();
+  }
+  log_capture log;
+  cmdwire::endpoint_options o;
+  o.log = log.sink();
+  o.pubsub_redis = cmdwire::redis_backplane_options{};
+  o.pubsub_redis->port = dead_port;
+  o.pubsub_redis->reconnect_initial = std::chrono::milliseconds(5);
+  test_server server(o);
+  REQUIRE(log.wait_for("pub/sub backplane down"));
+
+  inbox got;
+  auto sub = cmdwire::client::connect(server.address());
+  REQUIRE(sub.has_value());
+  REQUIRE(sub->subscribe("news", got.handler()).has_value());
+  CHECK(log.wait_for("pub/sub backplane down: until it is back, only local publishes reach"));
+
+  raw_socket s(server.port());
+  s.send("PUBLISH\nnews hello\n");
+  const std::string message = fmt::format(
+      "delivered to 1 subscribers on this instance only: the Redis pub/sub backplane at "
+      "127.0.0.1:{} is down",
+      dead_port);
+  CHECK(s.read_until("is down\n") ==
+        fmt::format("ERR unavailable {}\n{}\n", message.size(), message));
+  CHECK(got.wait(1) == "news:hello");
+  CHECK(log.wait_for("PUBLISH news: delivered to 1 local subscribers only"));
+
+  // STATS says so, and counts the failed publish.
+  raw_socket st(server.port());
+  st.send("STATS\n");
+  const std::string stats = cmdwire::test::read_framed_reply(st);
+  CHECK(stats.find("\"backplane\":{\"state\":\"down\"") != std::string::npos);
+  CHECK(stats.find("\"publish_errors\":1") != std::string::npos);
+  // endpoint::publish from C++ still reaches local subscribers.
+  CHECK(server.ep().publish("news", "from C++") == 1);
+  CHECK(got.wait(2) == "news:from C++");
 }
