@@ -345,6 +345,53 @@ caller_lines=$("${load_pin[@]}" "$bin/cmdwire-caller-bench" --connect "127.0.0.1
   caller_lines="cmdwire-caller-bench failed: $caller_lines"
 echo "$caller_lines"
 
+# ---- scale-out: ECHO through HAProxy (deploy/haproxy.cfg, PROXY v2 and HEALTH checks) to three
+# cmdwire-servers vs one cmdwire-server directly, alternating rounds. Informational: on two cores
+# HAProxy and the three servers share CPU 0 with nothing to gain from a second machine.
+haproxy_table=""
+haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
+if [[ -x $haproxy_bin ]]; then
+  for s in 1 2 3; do
+    start_server "ha$s" "$bin/cmdwire-server" --listen 127.0.0.1:0 --threads 1 --log-level warn \
+      --proxy-protocol
+  done
+  for _ in 1 2 3 4 5; do
+    front=$((20000 + RANDOM % 30000))
+    CMDWIRE_FRONTEND="127.0.0.1:$front" CMDWIRE_S1="127.0.0.1:$port_ha1" \
+      CMDWIRE_S2="127.0.0.1:$port_ha2" CMDWIRE_S3="127.0.0.1:$port_ha3" \
+      "${server_pin[@]}" "$haproxy_bin" -db -f deploy/haproxy.cfg >"$tmp/haproxy.log" 2>&1 &
+    pid_haproxy=$!
+    for _ in $(seq 40); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$front") 2>/dev/null; then break; fi
+      kill -0 "$pid_haproxy" 2>/dev/null || break
+      sleep 0.05
+    done
+    if kill -0 "$pid_haproxy" 2>/dev/null; then
+      pids+=("$pid_haproxy")
+      port_haproxy=$front
+      break
+    fi
+    unset pid_haproxy
+  done
+  if [[ -n ${port_haproxy:-} ]]; then
+    ha_shape=(--conns 16 --depth 32 --command ECHO --payload-size 16)
+    for ((round = 1; round <= rounds; round++)); do
+      if ((round % 2)); then
+        run "$round" scaleout haproxy "${ha_shape[@]}"
+        run "$round" scaleout cmdwire "${ha_shape[@]}"
+      else
+        run "$round" scaleout cmdwire "${ha_shape[@]}"
+        run "$round" scaleout haproxy "${ha_shape[@]}"
+      fi
+    done
+    ha_ratio=$(ratios scaleout haproxy cmdwire 4 | median)
+    ha_rps=$(values scaleout haproxy 4 | median)
+    direct_rps=$(values scaleout cmdwire 4 | median)
+    haproxy_table="| ECHO 16 B, 16 conns × 32 | $ha_rps req/s | $direct_rps req/s | $ha_ratio |"
+    echo "scale-out: through HAProxy to 3 servers $ha_rps req/s, one server directly $direct_rps req/s, ratio $ha_ratio"
+  fi
+fi
+
 # ---- docs/PERFORMANCE.md
 commit=$(git rev-parse --short HEAD)
 git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" + uncommitted changes"
@@ -387,6 +434,16 @@ git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" 
   echo "$caller_lines"
   echo '```'
   echo
+  if [[ -n $haproxy_table ]]; then
+    echo "## Scale-out through HAProxy"
+    echo
+    echo "cmdwire-bench through HAProxy 2.6 (\`deploy/haproxy.cfg\`: mode tcp, leastconn, HEALTH checks every 200 ms, PROXY v2 to servers started with \`--proxy-protocol\`) to three cmdwire-servers, against one cmdwire-server directly; alternating, $rounds rounds, median. HAProxy and all servers are pinned to CPU 0 and the load to CPU 1, so on this two-core machine the row measures HAProxy's extra hop, not scaling: informational (docs/DEPLOY.md)."
+    echo
+    echo "| load | through HAProxy to 3 servers | 1 server directly | ratio HAProxy ÷ direct (median of rounds) |"
+    echo "|---|---|---|---|"
+    echo "$haproxy_table"
+    echo
+  fi
   echo "## Memory per idle connection"
   echo
   echo "\`bench/idle_memory.sh\`: 10,000 connections each send one request, then stay open silent; server RSS growth ÷ 10,000 (target ≤ 16 KiB)."
