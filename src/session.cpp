@@ -61,6 +61,11 @@ void session::abandon() noexcept {
 }
 
 asio::awaitable<void> session::run_raw(const connection_handler& fn, asio::ssl::context* tls) {
+  // Here, beside the watchdog, so a client that never finishes its header is timed out.
+  if (opt_.proxy_protocol) {
+    const bool proxied = co_await accept_proxy_header();
+    if (!proxied) co_return;
+  }
   // Not `tls && !co_await ...`: GCC 12 miscompiles co_await inside && (corrupts the frame).
   if (tls != nullptr) {
     const bool secured = co_await start_tls(*tls);
@@ -198,6 +203,11 @@ void session::answer_hello(const wire::request& req) {
 }
 
 asio::awaitable<void> session::run_commands(asio::ssl::context* tls) {
+  // Here, beside the watchdog, so a client that never finishes its header is timed out.
+  if (opt_.proxy_protocol) {
+    const bool proxied = co_await accept_proxy_header();
+    if (!proxied) co_return;
+  }
   // Not `tls && !co_await ...`: GCC 12 miscompiles co_await inside && (corrupts the frame).
   if (tls != nullptr) {
     const bool secured = co_await start_tls(*tls);
@@ -349,10 +359,6 @@ asio::awaitable<void> run_session(endpoint_state& state, worker& home,
   if (home.stopping.load()) co_return;  // the destructor path closes the socket
   s.log(log_level::info, "connected");
   try {
-    if (state.options.proxy_protocol) {
-      const bool proxied = co_await s.accept_proxy_header();
-      if (!proxied) co_return;
-    }
     if (raw != nullptr) {
       co_await (s.run_raw(*raw, tls) || s.watchdog());
     } else {

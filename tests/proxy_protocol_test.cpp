@@ -24,7 +24,8 @@ const std::string signature("\r\n\r\n\0\r\nQUIT\n", 12);
 /// An endpoint that wants PROXY headers and answers PEER with the peer it sees.
 class proxied_server {
  public:
-  proxied_server() : ep_(options()) {
+  explicit proxied_server(std::chrono::milliseconds request_timeout = std::chrono::seconds(30))
+      : ep_(options(request_timeout)) {
     ep_.handle_raw("PEER", [](const cmdwire::request_context& rc, cmdwire::reply_writer& w) {
       w.body() = rc.peer->address().to_string() + ":" + std::to_string(rc.peer->port());
     });
@@ -37,9 +38,10 @@ class proxied_server {
   log_capture log;
 
  private:
-  cmdwire::endpoint_options options() {
+  cmdwire::endpoint_options options(std::chrono::milliseconds request_timeout) {
     cmdwire::endpoint_options o;
     o.threads = 1;
+    o.request_timeout = request_timeout;
     o.proxy_protocol = true;
     o.log = log.sink();
     return o;
@@ -155,4 +157,12 @@ TEST_CASE("with proxy_protocol, a connection without a valid header is refused a
     s.send(signature + "\x21\x11\xff\xff"s);
     CHECK(s.read_to_eof().find("over the 2048-byte limit") != std::string::npos);
   }
+}
+
+TEST_CASE("with proxy_protocol, a header that stops half-way is timed out", "[proxy]") {
+  proxied_server server(std::chrono::milliseconds(200));
+  raw_socket s(server.port());
+  s.send(signature.substr(0, 5));  // could still be a header: the server waits, but not forever
+  CHECK(s.read_to_eof().empty());
+  CHECK(server.log.wait_for("request not completed in time: closing"));
 }
