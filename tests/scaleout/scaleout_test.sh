@@ -42,11 +42,14 @@ port_of() {
 }
 
 start_redis() {
+  # With a password, so the servers' AUTH (--pubsub-redis-password-file) is exercised too.
   redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --requirepass "$(cat "$work/redis.pass")" \
     --logfile "$work/redis.log" 3>&- 4<&- &  # not holding the load's control pipe open
   pid[redis]=$!
   for _ in $(seq 500); do
-    if redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG; then return 0; fi
+    if REDISCLI_AUTH=$(cat "$work/redis.pass") redis-cli -p "$redis_port" ping 2>/dev/null |
+      grep -q PONG; then return 0; fi
     sleep 0.02
   done
   die "redis-server did not start"
@@ -54,11 +57,13 @@ start_redis() {
 
 start_server() {  # NAME
   "$bin/cmdwire-server" --listen 127.0.0.1:0 --threads 1 --pubsub-redis "127.0.0.1:$redis_port" \
+    --pubsub-redis-password-file "$work/redis.pass" \
     --proxy-protocol --drain-grace 1.5 --drain-timeout 5 --log-level info \
     >"$work/$1.log" 2>&1 3>&- 4<&- &
   pid[$1]=$!
 }
 
+echo "scaleout-$RANDOM$RANDOM" >"$work/redis.pass"
 redis_port=$("$tool" free-port)
 start_redis
 for s in s1 s2 s3; do start_server $s; done
