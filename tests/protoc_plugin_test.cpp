@@ -99,6 +99,9 @@ TEST_CASE("protoc-gen-cmdwire refuses what a command cannot express, naming the 
        "cmdwire.test.bad.AVeryLongServiceNameThatTakesUpMostOfTheBudget.OverTheLimit012345: "
        "command name \"AVeryLongServiceNameThatTakesUpMostOfTheBudget.OverTheLimit012345\" has "
        "65 characters, more than cmdwire's limit of 64; shorten the service or method name\n"},
+      {"keyword_clash.proto",
+       "--cmdwire_out: keyword_clash.proto: rpc cmdwire.test.bad.Clock.new_ and rpc "
+       "cmdwire.test.bad.Clock.new would both be C++ struct new_; rename one\n"},
   };
   for (const auto& c : cases) {
     INFO(c.file);

@@ -11,6 +11,7 @@
 #include <google/protobuf/stubs/strutil.h>
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -126,10 +127,18 @@ class generator final : public pb::compiler::CodeGenerator {
     // Check every rpc before writing anything. protoc prints the error after the file's name.
     for (int s = 0; s < file->service_count(); ++s) {
       const pb::ServiceDescriptor* service = file->service(s);
+      std::map<std::string, const pb::MethodDescriptor*> structs;  // C++ name -> its rpc
       for (int i = 0; i < service->method_count(); ++i) {
         const pb::MethodDescriptor* m = service->method(i);
         if (auto why = refusal(m, service->name() + "." + m->name()); !why.empty()) {
           *error = why;
+          return false;
+        }
+        // `new` and `new_` would both be struct new_.
+        const auto [other, added] = structs.emplace(resolve_keyword(m->name()), m);
+        if (!added) {
+          *error = "rpc " + other->second->full_name() + " and rpc " + m->full_name() +
+                   " would both be C++ struct " + other->first + "; rename one";
           return false;
         }
       }
