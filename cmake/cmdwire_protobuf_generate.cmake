@@ -62,7 +62,9 @@ function(cmdwire_protobuf_generate)
       message(FATAL_ERROR "cmdwire_protobuf_generate: ${proto} does not end in .proto")
     endif()
     string(REGEX REPLACE "\\.proto$" "" base "${rel}")
-    set(outputs "${out_dir}/${base}.pb.h" "${out_dir}/${base}.pb.cc" "${out_dir}/${base}.cmdwire.h")
+    # In the order protoc lists them in the depfile: Ninja wants its first target to be the
+    # first output, or it treats the outputs as dirty on every build.
+    set(outputs "${out_dir}/${base}.cmdwire.h" "${out_dir}/${base}.pb.cc" "${out_dir}/${base}.pb.h")
     list(TRANSFORM dirs PREPEND "-I" OUTPUT_VARIABLE include_flags)
     # The depfile lists the imported .proto files, so editing one regenerates this one.
     add_custom_command(
