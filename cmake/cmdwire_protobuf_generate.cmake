@@ -26,7 +26,13 @@ function(cmdwire_protobuf_generate)
     message(FATAL_ERROR "cmdwire_protobuf_generate: this cmdwire has no protoc-gen-cmdwire "
       "(configure cmdwire with -DCMDWIRE_PROTOC_PLUGIN=ON)")
   endif()
-  if(NOT TARGET protobuf::protoc)
+  # FindProtobuf's imported protobuf::protoc is seen only below the directory that found it
+  # (not by a project that pulled cmdwire in with add_subdirectory); its cache entry everywhere.
+  if(TARGET protobuf::protoc)
+    set(protoc protobuf::protoc)
+  elseif(Protobuf_PROTOC_EXECUTABLE)
+    set(protoc "${Protobuf_PROTOC_EXECUTABLE}")
+  else()
     message(FATAL_ERROR "cmdwire_protobuf_generate: protoc not found (Debian: protobuf-compiler)")
   endif()
 
@@ -69,11 +75,11 @@ function(cmdwire_protobuf_generate)
     # The depfile lists the imported .proto files, so editing one regenerates this one.
     add_custom_command(
       OUTPUT ${outputs}
-      COMMAND protobuf::protoc
+      COMMAND ${protoc}
         "--plugin=protoc-gen-cmdwire=$<TARGET_FILE:cmdwire::protoc-gen-cmdwire>"
         "--cpp_out=${out_dir}" "--cmdwire_out=${out_dir}"
         "--dependency_out=${out_dir}/${base}.proto.d" ${include_flags} "${abs}"
-      DEPENDS "${abs}" protobuf::protoc cmdwire::protoc-gen-cmdwire
+      DEPENDS "${abs}" ${protoc} cmdwire::protoc-gen-cmdwire
       DEPFILE "${out_dir}/${base}.proto.d"
       COMMENT "protoc + protoc-gen-cmdwire: ${rel}"
       VERBATIM)
