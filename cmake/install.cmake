@@ -1,6 +1,6 @@
-# Install rules: headers, the two static libraries, the tools, the CMake package
-# (cmdwireConfig.cmake, version file, exported targets) and cmdwire.pc; plus CPack for
-# `make package` (a .deb).
+# Install rules: headers, the two static libraries, the tools (protoc-gen-cmdwire among them),
+# the CMake package (cmdwireConfig.cmake, version file, exported targets,
+# cmdwire_protobuf_generate) and cmdwire.pc; plus CPack for `make package` (a .deb).
 
 install(DIRECTORY include/cmdwire DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_BINARY_DIR}/include/cmdwire/version.hpp
@@ -13,6 +13,12 @@ install(TARGETS cmdwire cmdwire_core EXPORT cmdwireTargets
 if(CMDWIRE_BUILD_TOOLS)
   install(TARGETS cmdwire-server cmdwire-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
+if(TARGET protoc-gen-cmdwire)
+  # Exported too: find_package(cmdwire) imports it as cmdwire::protoc-gen-cmdwire, the plugin
+  # that cmdwire_protobuf_generate runs.
+  install(TARGETS protoc-gen-cmdwire EXPORT cmdwireTargets
+    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 
 set(cmdwire_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/cmdwire)
 install(EXPORT cmdwireTargets NAMESPACE cmdwire:: DESTINATION ${cmdwire_cmake_dir})
@@ -22,7 +28,8 @@ configure_package_config_file(cmake/cmdwireConfig.cmake.in
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/cmdwireConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/cmdwireConfig.cmake
-  ${PROJECT_BINARY_DIR}/cmdwireConfigVersion.cmake DESTINATION ${cmdwire_cmake_dir})
+  ${PROJECT_BINARY_DIR}/cmdwireConfigVersion.cmake cmake/cmdwire_protobuf_generate.cmake
+  DESTINATION ${cmdwire_cmake_dir})
 
 # cmdwire.pc is written at install time, so that `cmake --install --prefix P` gets prefix=P.
 install(CODE "
@@ -39,12 +46,13 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME cmdwire)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "cmdwire developers <cmdwire@localhost>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "named commands with typed payloads over TCP: library, server and CLI")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "named commands with typed payloads over TCP: library, server, CLI and protoc plugin")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
-# The tools' shared libraries (libc6, libstdc++6, libprotobuf32, libfmt9, libssl3, ...) come
-# from dpkg-shlibdeps; the headers and static libraries need the -dev packages below.
+# The tools' shared libraries (libc6, libstdc++6, libprotobuf32, libprotoc32, libfmt9, libssl3,
+# ...) come from dpkg-shlibdeps; the headers and static libraries need the -dev packages below,
+# and cmdwire_protobuf_generate needs protoc.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
   "libboost1.81-dev, libcereal-dev, libprotobuf-dev, protobuf-compiler, libfmt-dev, libssl-dev,

@@ -1,5 +1,5 @@
-// Runs the two example programs as a user would: example-server on port 0, example-client
-// against it, then SIGTERM to the server.
+// Runs the example programs as a user would: example-server on port 0, example-client against
+// it, then SIGTERM to the server; and example-proto-service, which is both in one process.
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <string>
@@ -51,4 +51,15 @@ TEST_CASE("example-server exits 0 on SIGTERM sent as soon as it announces its po
     INFO("run " << i << ", example-server stderr:\n" << stopped.err);
     CHECK(stopped.exit_code == 0);
   }
+}
+
+TEST_CASE("example-proto-service calls the Demo service through generated descriptors",
+          "[example]") {
+  const auto r = cmdwire::test::run({bin_path("example-proto-service")});
+  INFO("example-proto-service stderr:\n" << r.err);
+  CHECK(r.exit_code == 0);
+  // Summarize is the PROTO command's work: 3 levels, one map entry each, s joined with '/'.
+  CHECK(r.out ==
+        "Demo.Summarize: depth 3, entries 3, names a/b/c\n"
+        "Demo.Deepest: n 3, s c, child none\n");
 }
