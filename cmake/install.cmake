@@ -54,7 +54,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 # ...) come from dpkg-shlibdeps; the headers and static libraries need the -dev packages below,
 # and cmdwire_protobuf_generate needs protoc.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libboost1.81-dev, libcereal-dev, libprotobuf-dev, protobuf-compiler, libfmt-dev, libssl-dev,
-  libhiredis-dev, pkg-config")
+# pkg-config and libhiredis-dev: the installed package config finds hiredis (the Redis pub/sub
+# backplane, linked by the static library) through pkg-config.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libboost1.81-dev, libcereal-dev, libprotobuf-dev, \
+protobuf-compiler, libfmt-dev, libssl-dev, libhiredis-dev, pkg-config")
 include(CPack)
