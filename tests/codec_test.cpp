@@ -186,13 +186,14 @@ std::string crafted_proto_chain(std::size_t levels) {
   return out;
 }
 
-/// The JSON shape of cereal's ComplexData (PROTOCOL.md §6), `levels` deep.
+/// The JSON shape of cereal's ComplexData (PROTOCOL.md §6), `levels` deep, level i with n = i.
 std::string crafted_cereal_json_chain(std::size_t levels) {
-  constexpr std::string_view fields = R"({"n":0,"s":"","m":{},"p":[],"c":)";
   std::string out;
-  for (std::size_t i = 1; i < levels; ++i) out.append(fields);
-  out.append(fields).append("null}");
-  out.append(levels - 1, '}');
+  for (std::size_t i = 0; i < levels; ++i) {
+    out.append(R"({"n":)").append(std::to_string(i)).append(R"(,"s":"","m":{},"p":[],"c":)");
+  }
+  out.append("null");
+  out.append(levels, '}');
   return out;
 }
 
@@ -514,8 +515,7 @@ TEST_CASE("garbage, wrong types and trailing bytes are bad_body", "[codec][malfo
   SECTION("cereal JSON") {
     for (const std::string_view bad :
          {"", "{", "}", "nope", "[]", "\"s\"", "null", "{\"n\":}", "\x01\x02",
-          R"({"n":"x","s":"","m":{},"p":[],"c":null})",
-          R"({"n":1,"s":5,"m":{},"p":[],"c":null})",
+          R"({"n":"x","s":"","m":{},"p":[],"c":null})", R"({"n":1,"s":5,"m":{},"p":[],"c":null})",
           R"({"n":1,"s":"","m":[],"p":[],"c":null})",
           R"({"n":1,"s":"","m":{},"p":[],"c":{"ptr_wrapper":{"valid":0}}})",
           R"({"n":1,"s":"","m":{},"p":{},"c":null})"}) {

@@ -93,6 +93,14 @@ struct empty {
   void serialize(Archive&) {}
 };
 
+struct versioned {
+  std::int32_t x = 0;
+  template <class Archive>
+  void serialize(Archive& ar, std::uint32_t) {
+    ar(CEREAL_NVP(x));
+  }
+};
+
 template <class T>
 std::string to_json(const T& v) {
   std::string out;
@@ -135,6 +143,8 @@ demo::ComplexData node(std::int64_t n, std::string s, std::map<std::string, std:
 }
 
 }  // namespace
+
+CEREAL_CLASS_VERSION(versioned, 2);
 
 TEST_CASE("ComplexData: maps are objects, a null child is null, a present one the value itself",
           "[json_archive]") {
@@ -242,6 +252,11 @@ TEST_CASE("absent fields keep the default-constructed value", "[json_archive]") 
   // A field without a name cannot be told apart from a typo: it must be there.
   require_refused(from_json<unnamed>(R"({"value0":1})").status,
                   "$.value1: missing (a field without a name must be present)");
+  // A versioned type's version is written as cereal names it, and cannot be left out.
+  CHECK(to_json(versioned{3}) == R"({"cereal_class_version":2,"x":3})");
+  require_ok(from_json<versioned>(R"({"cereal_class_version":2,"x":3})").status);
+  require_refused(from_json<versioned>(R"({"x":3})").status,
+                  R"($: missing field "cereal_class_version" (the type is versioned))");
 }
 
 TEST_CASE("unknown and duplicate fields are refused by name", "[json_archive]") {

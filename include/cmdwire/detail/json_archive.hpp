@@ -18,6 +18,8 @@
 // Not supported, refused at compile time: cereal::BinaryData (binary_data()), strings of other
 // character types, long double, polymorphic pointers, std::weak_ptr.
 //
+// A versioned type (CEREAL_CLASS_VERSION) has a "cereal_class_version" field, as cereal writes
+// it, and must have it on input.
 // On input, a struct's JSON object may leave fields out (they keep the value they had, which for
 // a decoded request is the default-constructed one); a member the type does not name is refused
 // by name; duplicate members and duplicate map keys are refused. Errors are json_archive_error
@@ -230,7 +232,13 @@ void CEREAL_SAVE_FUNCTION_NAME(json_output_archive& ar, const cereal::NameValueP
 }
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(json_input_archive& ar, cereal::NameValuePair<T>& nvp) {
-  if (!ar.enter_field(nvp.name)) return;  // absent: the field keeps its value
+  if (!ar.enter_field(nvp.name)) {
+    // cereal reads a versioned type's version into an uninitialized variable: it has no default.
+    if (std::string_view(nvp.name) == "cereal_class_version") {
+      ar.fail("missing field \"cereal_class_version\" (the type is versioned)");
+    }
+    return;  // absent: the field keeps its value
+  }
   ar(nvp.value);
   ar.leave();
 }
