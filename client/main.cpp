@@ -13,8 +13,8 @@ int main(int argc, char** argv) {
       "cmdwire: send commands to a cmdwire server.\n"
       "Exit codes: 0 ok, 1 error reply (or failed check), 2 usage, 3 cannot connect or "
       "connection lost.\n"
-      "Example: cmdwire call PING; cmdwire call STRUCT --json '{\"n\":1,\"s\":\"x\",\"m\":[],"
-      "\"p\":[],\"c\":{\"ptr_wrapper\":{\"valid\":0}}}'"};
+      "Example: cmdwire call PING; cmdwire call STRUCT --json '{\"n\":1,\"s\":\"x\","
+      "\"m\":{\"a\":1},\"c\":null}'"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "cmdwire " CMDWIRE_VERSION_STRING);
   app.add_option_function<std::string>("--auth-token-file", cmdwire::cli::set_auth_token_file,

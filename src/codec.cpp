@@ -1,5 +1,5 @@
 // The non-template half of the codecs: protobuf (compiled once here rather than in every user of
-// codec.hpp), `none`, and the JSON helpers the cereal codec template calls.
+// codec.hpp), `none`, and the failure helper the codec templates call.
 #include "cmdwire/codec.hpp"
 
 #include "cmdwire/detail/json_guard.hpp"
@@ -123,58 +123,6 @@ result<void> decode_protobuf(std::string_view body, wire::encoding enc,
                           std::string(what));
   }
   return {};
-}
-
-namespace {
-/// Follows a JSON text one character at a time and says whether each character belongs to a
-/// string (the quotes included), so scanners can look at structure only.
-class json_string_tracker {
- public:
-  bool inside(char c) noexcept {
-    if (!in_string_) {
-      in_string_ = c == '"';
-      return in_string_;
-    }
-    // A backslash escapes exactly one character, so `\\"` ends the string but `\"` does not.
-    if (escaped_) {
-      escaped_ = false;
-    } else if (c == '\\') {
-      escaped_ = true;
-    } else if (c == '"') {
-      in_string_ = false;
-    }
-    return true;
-  }
-
- private:
-  bool in_string_ = false;
-  bool escaped_ = false;
-};
-}  // namespace
-
-void unwrap_cereal_json(std::string& json, std::size_t from) {
-  // cereal's NoIndent archive still writes a newline after every value and ": " after every
-  // key. Raw whitespace outside strings is formatting (rapidjson escapes control characters
-  // inside strings), so one in-place pass drops it, leaving {"value0":<v>}.
-  std::size_t write = from;
-  json_string_tracker strings;
-  for (std::size_t read = from; read < json.size(); ++read) {
-    const char c = json[read];
-    if (!strings.inside(c) && is_json_space(c)) continue;
-    json[write++] = c;
-  }
-  json.resize(write);
-
-  std::string prefix = "{\"";
-  prefix.append(json_wrap_key).append("\":");
-  const std::string_view written = std::string_view(json).substr(from);
-  if (written.size() < prefix.size() + 1 || written.substr(0, prefix.size()) != prefix ||
-      written.back() != '}') {
-    // Only a change in cereal's output format gets here: a bug, not bad input.
-    throw std::logic_error("unexpected cereal JSON wrapper");
-  }
-  json.pop_back();
-  json.erase(from, prefix.size());
 }
 
 }  // namespace detail

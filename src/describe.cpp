@@ -34,6 +34,10 @@ void write_node(writer& w, const schema_node& n) {
     w.Key("name");
     string(w, n.name);
   }
+  if (n.nullable) {
+    w.Key("nullable");
+    w.Bool(true);
+  }
   if (n.type == "object" || n.type == "message") {
     w.Key("fields");
     w.StartArray();
@@ -41,10 +45,6 @@ void write_node(writer& w, const schema_node& n) {
       w.StartObject();
       w.Key("name");
       string(w, f.key);
-      if (f.optional) {
-        w.Key("optional");
-        w.Bool(true);
-      }
       w.Key("schema");
       write_node(w, f);
       w.EndObject();
@@ -57,6 +57,11 @@ void write_node(writer& w, const schema_node& n) {
     w.Key("keys");
     write_node(w, n.children[0]);
     w.Key("values");
+    write_node(w, n.children[1]);
+  } else if (n.type == "pair" && n.children.size() == 2) {
+    w.Key("key");
+    write_node(w, n.children[0]);
+    w.Key("value");
     write_node(w, n.children[1]);
   } else if (n.type == "enum") {
     w.Key("values");

@@ -69,9 +69,7 @@ TEST_CASE("cmdwire call prints replies and exits 0", "[cli]") {
   }
   SECTION("STRUCT --json: the JSON reply on one line") {
     const std::string json =
-        R"({"n":1,"s":"root","m":[{"key":"a","value":1}],"p":[1,2],)"
-        R"("c":{"ptr_wrapper":{"valid":1,"data":{"n":2,"s":"child","m":[],"p":[],)"
-        R"("c":{"ptr_wrapper":{"valid":0}}}}}})";
+        R"({"n":1,"s":"root","m":{"a":1},"p":[1,2],"c":{"n":2,"s":"child","m":{},"p":[],"c":null}})";
     const auto r = cmdwire_cli({"call", "--connect", addr, "STRUCT", "--json", json});
     CHECK(r.exit_code == 0);
     CHECK(r.out == R"({"depth":2,"entries":1,"bytes":2,"names":"root/child"})"
@@ -79,9 +77,7 @@ TEST_CASE("cmdwire call prints replies and exits 0", "[cli]") {
   }
   SECTION("STRUCT --json --output pretty indents the JSON reply") {
     const std::string json =
-        R"({"n":1,"s":"root","m":[{"key":"a","value":1}],"p":[1,2],)"
-        R"("c":{"ptr_wrapper":{"valid":1,"data":{"n":2,"s":"child","m":[],"p":[],)"
-        R"("c":{"ptr_wrapper":{"valid":0}}}}}})";
+        R"({"n":1,"s":"root","m":{"a":1},"p":[1,2],"c":{"n":2,"s":"child","m":{},"p":[],"c":null}})";
     const auto r =
         cmdwire_cli({"call", "--connect", addr, "STRUCT", "--json", json, "--output", "pretty"});
     CHECK(r.exit_code == 0);
@@ -331,7 +327,7 @@ TEST_CASE("cmdwire call takes the body from --json @FILE, @-, a *.json --file, -
   test_server server;
   const std::string addr = server.address();
   const std::string request =
-      R"({"n":1,"s":"root","m":[],"p":[7],"c":{"ptr_wrapper":{"valid":0}}})";
+      R"({"n":1,"s":"root","m":{},"p":[7],"c":null})";
   const std::string summary = R"({"depth":1,"entries":0,"bytes":1,"names":"root"})"
                               "\n";
   const std::string file = "/tmp/cmdwire-cli-input-" + std::to_string(::getpid()) + ".json";

@@ -28,15 +28,16 @@ std::string describe(raw_socket& s, const std::string& name = {}) {
 }
 
 /// A value of the JSON shape `schema` describes, made without knowing the command: integers
-/// 0, strings "abc", one element per array and map; optional fields and recursion left out.
+/// 0, strings "abc", one element per array and map, null where null is allowed; recursion (a
+/// ref) left out.
 void build(const rj::Value& schema, rj::Value& out, rj::Document::AllocatorType& a) {
   const std::string type = schema["type"].GetString();
-  if (type == "object") {
+  if (schema.HasMember("nullable") && schema["nullable"].GetBool()) {
+    out.SetNull();
+  } else if (type == "object") {
     out.SetObject();
     for (const auto& f : schema["fields"].GetArray()) {
-      if (f.HasMember("optional") || std::string(f["schema"]["type"].GetString()) == "ref") {
-        continue;
-      }
+      if (std::string(f["schema"]["type"].GetString()) == "ref") continue;
       rj::Value v;
       build(f["schema"], v, a);
       out.AddMember(rj::Value(f["name"].GetString(), a), v, a);
@@ -51,6 +52,13 @@ void build(const rj::Value& schema, rj::Value& out, rj::Document::AllocatorType&
     rj::Value v;
     build(schema["values"], v, a);
     out.AddMember("abc", v, a);
+  } else if (type == "pair") {
+    out.SetArray();
+    rj::Value k;
+    rj::Value v;
+    build(schema["key"], k, a);
+    build(schema["value"], v, a);
+    out.PushBack(k, a).PushBack(v, a);
   } else if (type == "integer") {
     out.SetInt(0);
   } else if (type == "number") {
@@ -114,7 +122,7 @@ TEST_CASE("DESCRIBE STRUCT is exactly its expected JSON") {
   raw_socket s(server.port());
   CHECK(
       describe(s, "STRUCT") ==
-      R"json({"commands":[{"name":"STRUCT","form":"framed","idempotent":false,"doc":"A recursive ComplexData (cereal); answers its Summary: depth, map entries, bytes of p, and the s of each level joined with /","request":{"type":"object","name":"cmdwire::demo::ComplexData","fields":[{"name":"n","schema":{"type":"integer","format":"int64"}},{"name":"s","schema":{"type":"string"}},{"name":"m","schema":{"type":"array","items":{"type":"object","fields":[{"name":"key","schema":{"type":"string"}},{"name":"value","schema":{"type":"integer","format":"int32"}}]}}},{"name":"p","schema":{"type":"array","items":{"type":"integer","format":"uint8"}}},{"name":"c","schema":{"type":"object","fields":[{"name":"ptr_wrapper","schema":{"type":"object","fields":[{"name":"valid","schema":{"type":"integer","format":"uint8"}},{"name":"data","optional":true,"schema":{"type":"ref","name":"cmdwire::demo::ComplexData"}}]}}]}}]},"response":{"type":"object","name":"cmdwire::demo::Summary","fields":[{"name":"depth","schema":{"type":"integer","format":"uint32"}},{"name":"entries","schema":{"type":"integer","format":"uint64"}},{"name":"bytes","schema":{"type":"integer","format":"uint64"}},{"name":"names","schema":{"type":"string"}}]},"example":{"n":0,"s":"","m":[],"p":[],"c":{"ptr_wrapper":{"valid":0}}}}]})json");
+      R"json({"commands":[{"name":"STRUCT","form":"framed","idempotent":false,"doc":"A recursive ComplexData (cereal); answers its Summary: depth, map entries, bytes of p, and the s of each level joined with /","request":{"type":"object","name":"cmdwire::demo::ComplexData","fields":[{"name":"n","schema":{"type":"integer","format":"int64"}},{"name":"s","schema":{"type":"string"}},{"name":"m","schema":{"type":"map","keys":{"type":"string"},"values":{"type":"integer","format":"int32"}}},{"name":"p","schema":{"type":"array","items":{"type":"integer","format":"uint8"}}},{"name":"c","schema":{"type":"ref","name":"cmdwire::demo::ComplexData","nullable":true}}]},"response":{"type":"object","name":"cmdwire::demo::Summary","fields":[{"name":"depth","schema":{"type":"integer","format":"uint32"}},{"name":"entries","schema":{"type":"integer","format":"uint64"}},{"name":"bytes","schema":{"type":"integer","format":"uint64"}},{"name":"names","schema":{"type":"string"}}]},"example":{"n":0,"s":"","m":{},"p":[],"c":null}}]})json");
 }
 
 TEST_CASE("DESCRIBE PROTO gives proto3 JSON shapes, an example and the .proto text") {

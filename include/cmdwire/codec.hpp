@@ -3,7 +3,6 @@
 #pragma once
 
 #include <google/protobuf/message.h>
-#include <cereal/archives/json.hpp>
 #include <cereal/archives/portable_binary.hpp>
 #include <concepts>
 #include <cstddef>
@@ -13,6 +12,7 @@
 #include <type_traits>
 
 #include "cmdwire/detail/cereal_guard.hpp"
+#include "cmdwire/detail/json_archive.hpp"
 #include "cmdwire/detail/json_guard.hpp"
 #include "cmdwire/detail/streams.hpp"
 #include "cmdwire/error.hpp"
@@ -31,10 +31,13 @@ struct decode_limits {
   /// Deepest nesting of values (cereal binary: every value, name-value wrappers included;
   /// JSON: objects and arrays; protobuf binary: messages). One link of a recursive chain like
   /// demo::ComplexData costs 6 levels in cereal binary (the struct, the field's name-value
-  /// pair, the unique_ptr, its ptr_wrapper, that wrapper's pair and "data"), 3 in JSON and 1 in
-  /// protobuf, so the default admits 170 ComplexData links or 1024 nested protobuf messages.
+  /// pair, the unique_ptr, its ptr_wrapper, that wrapper's pair and "data"), 1 in JSON (the
+  /// child's object) and 1 in protobuf, so the default admits 170 ComplexData links in binary,
+  /// 1024 in JSON, or 1024 nested protobuf messages.
   /// Measured stack at the limit, Debug + ASan: under 0.7 MiB (about 2 KiB per ComplexData
-  /// link, 0.35 KiB per protobuf level), a tenth of a default 8 MiB thread stack.
+  /// link, 0.35 KiB per protobuf level), a tenth of a default 8 MiB thread stack. JSON at the
+  /// limit (1,024 ComplexData links): between 1 and 1.25 MiB with -O1 + ASan, under 128 KiB
+  /// at -O2 (json_archive_test's depth case run under `ulimit -s`).
   std::size_t max_depth = 1024;
 };
 
@@ -90,10 +93,6 @@ result<void> decode_protobuf(std::string_view body, wire::encoding enc,
                              google::protobuf::Message& m, const decode_limits& lim);
 
 result<void> decode_failure(std::string_view what);
-
-// cereal's JSON archives wrap the top-level value as {"value0": ...}; we send the value alone.
-inline constexpr std::string_view json_wrap_key = "value0";
-void unwrap_cereal_json(std::string& json, std::size_t from);
 }  // namespace detail
 
 /// Protobuf messages: binary is the message's wire format, JSON its canonical JSON mapping
@@ -112,21 +111,21 @@ struct codec<T> {
   }
 };
 
+/// cereal types: binary is cereal's portable binary archive; JSON is cmdwire's own mapping
+/// (detail/json_archive.hpp, PROTOCOL.md §6): maps with string keys as objects, null for an
+/// empty pointer, absent fields left at the value they have in `v` (callers decode into a
+/// default-constructed value), unknown fields and mistyped values refused by their path.
 template <cereal_serializable T>
 struct codec<T> {
   static void encode(const T& v, wire::encoding enc, std::string& out) {
-    detail::string_appender sink(out);
-    std::ostream os(&sink);
     if (enc == wire::encoding::bin) {
+      detail::string_appender sink(out);
+      std::ostream os(&sink);
       cereal::PortableBinaryOutputArchive ar(os);
       ar(v);
     } else {
-      const std::size_t from = out.size();
-      {
-        cereal::JSONOutputArchive ar(os, cereal::JSONOutputArchive::Options::NoIndent());
-        ar(cereal::make_nvp(std::string(detail::json_wrap_key), v));
-      }  // the archive closes the outer object in its destructor
-      detail::unwrap_cereal_json(out, from);
+      detail::json_output_archive ar(out);
+      ar(v);
     }
   }
 
@@ -141,16 +140,12 @@ struct codec<T> {
         ar(v);
         if (src.remaining() != 0) return detail::decode_failure("trailing bytes after the value");
       } else {
-        // The guard copies the body into cereal's {"value0":...} wrapper, rewriting every
-        // number that rapidjson's strtod would otherwise get (detail/json_guard.hpp).
-        std::string wrapped;
-        wrapped.reserve(body.size() + 16);
-        wrapped.append("{\"").append(detail::json_wrap_key).append("\":");
-        if (auto guard = detail::guard_json(body, lim.max_depth, &wrapped); !guard) return guard;
-        wrapped.append("}");
-        detail::view_source src(wrapped);
-        std::istream is(&src);
-        cereal::JSONInputArchive ar(is);
+        // The guard bounds the nesting (and so the archive's recursion) and copies the body,
+        // rewriting every number that rapidjson's strtod would otherwise get (json_guard.hpp).
+        std::string guarded;
+        guarded.reserve(body.size());
+        if (auto guard = detail::guard_json(body, lim.max_depth, &guarded); !guard) return guard;
+        detail::json_input_archive ar(guarded);
         ar(v);
       }
     } catch (const detail::cereal_guard::violation& e) {

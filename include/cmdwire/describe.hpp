@@ -2,6 +2,7 @@
 // its request and response, derived from the C++ types (cereal or protobuf) at registration.
 #pragma once
 
+#include <array>
 #include <cereal/cereal.hpp>
 #include <concepts>
 #include <cstdint>
@@ -46,13 +47,14 @@ namespace detail {
 /// A JSON shape, as DESCRIBE writes it: {"type": ..., "format"/"name"/"fields"/"items"...}.
 struct schema_node {
   std::string key;  ///< the field's name, when this is a field of an object
-  std::string
-      type;  ///< object, array, map, string, bytes, integer, number, boolean, enum, ref, none
-  std::string format;                 ///< int32, uint64, double... for numbers
-  std::string name;                   ///< the type's name, for object, enum and ref
-  std::vector<schema_node> children;  ///< object: its fields; array: [items]; map: [keys, values]
-  std::vector<std::string> values;    ///< enum: its names
-  bool optional = false;              ///< a field that may be left out
+  /// object, array, map, pair, string, bytes, integer, number, boolean, enum, ref, none
+  std::string type;
+  std::string format;  ///< int32, uint64, double... for numbers
+  std::string name;    ///< the type's name, for object, enum and ref
+  /// object: its fields; array: [items]; map: [keys, values]; pair: [key, value]
+  std::vector<schema_node> children;
+  std::vector<std::string> values;  ///< enum: its names
+  bool nullable = false;            ///< null is a value too (pointers, optionals)
 };
 
 /// The node as JSON text (src/describe.cpp).
@@ -82,13 +84,6 @@ class schema_archive
 };
 
 template <class T>
-struct is_std_map : std::false_type {};
-template <class K, class V, class... R>
-struct is_std_map<std::map<K, V, R...>> : std::true_type {};
-template <class K, class V, class... R>
-struct is_std_map<std::unordered_map<K, V, R...>> : std::true_type {};
-
-template <class T>
 struct pointee {
   using type = void;
 };
@@ -100,6 +95,15 @@ template <class T>
 struct pointee<std::shared_ptr<T>> {
   using type = T;
 };
+template <class T>
+struct pointee<std::optional<T>> {
+  using type = T;
+};
+
+template <class T>
+struct is_std_array : std::false_type {};
+template <class T, std::size_t N>
+struct is_std_array<std::array<T, N>> : std::true_type {};
 
 template <class T>
 schema_node leaf(std::string type, std::string format = {}) {
@@ -109,7 +113,8 @@ schema_node leaf(std::string type, std::string format = {}) {
   return n;
 }
 
-/// The JSON shape cereal's JSON archives give `T` (PROTOCOL.md §6).
+/// The JSON shape cmdwire's cereal JSON archive (detail/json_archive.hpp) gives `T`
+/// (PROTOCOL.md §6).
 template <class T>
 schema_node cereal_schema(std::vector<std::type_index>& open) {
   if constexpr (std::is_same_v<T, bool>) {
@@ -117,31 +122,33 @@ schema_node cereal_schema(std::vector<std::type_index>& open) {
   } else if constexpr (std::is_integral_v<T>) {
     return leaf<T>("integer",
                    (std::is_signed_v<T> ? "int" : "uint") + std::to_string(8 * sizeof(T)));
+  } else if constexpr (std::is_enum_v<T>) {
+    return cereal_schema<std::underlying_type_t<T>>(open);  // cereal: the underlying integer
   } else if constexpr (std::is_floating_point_v<T>) {
     return leaf<T>("number", sizeof(T) == 4 ? "float" : "double");
   } else if constexpr (std::is_same_v<T, std::string>) {
     return leaf<T>("string");
-  } else if constexpr (is_std_map<T>::value) {
-    // cereal writes a map as an array of {"key": K, "value": V}.
-    schema_node entry = leaf<T>("object");
-    entry.children.push_back(cereal_schema<typename T::key_type>(open));
-    entry.children.back().key = "key";
-    entry.children.push_back(cereal_schema<typename T::mapped_type>(open));
-    entry.children.back().key = "value";
-    schema_node n = leaf<T>("array");
-    n.children.push_back(std::move(entry));
-    return n;
+  } else if constexpr (json_archive_traits::is_map<T>) {
+    if constexpr (json_archive_traits::is_object_map<T>) {
+      schema_node n = leaf<T>("map");  // an object: keys are the member names
+      n.children.push_back(cereal_schema<typename T::key_type>(open));
+      n.children.push_back(cereal_schema<typename T::mapped_type>(open));
+      return n;
+    } else {
+      schema_node pair = leaf<T>("pair");  // [key, value]
+      pair.children.push_back(cereal_schema<typename T::key_type>(open));
+      pair.children.push_back(cereal_schema<typename T::mapped_type>(open));
+      schema_node n = leaf<T>("array");
+      n.children.push_back(std::move(pair));
+      return n;
+    }
   } else if constexpr (!std::is_void_v<typename pointee<T>::type>) {
-    // {"ptr_wrapper": {"valid": 0}} or {"ptr_wrapper": {"valid": 1, "data": VALUE}}
-    schema_node wrapper = leaf<T>("object");
-    wrapper.children.push_back(leaf<T>("integer", "uint8"));
-    wrapper.children.back().key = "valid";
-    wrapper.children.push_back(cereal_schema<typename pointee<T>::type>(open));
-    wrapper.children.back().key = "data";
-    wrapper.children.back().optional = true;  // present when valid is 1
-    schema_node n = leaf<T>("object");
-    n.children.push_back(std::move(wrapper));
-    n.children.back().key = "ptr_wrapper";
+    schema_node n = cereal_schema<typename pointee<T>::type>(open);  // null, or the value
+    n.nullable = true;
+    return n;
+  } else if constexpr (is_std_array<T>::value) {
+    schema_node n = leaf<T>("array");
+    n.children.push_back(cereal_schema<typename T::value_type>(open));
     return n;
   } else if constexpr (requires {
                          typename T::value_type;

@@ -1,4 +1,4 @@
-// The one pre-scan every JSON body passes before a JSON parser (rapidjson through cereal, or
+// The one pre-scan every JSON body passes before a JSON parser (rapidjson for cereal types, or
 // protobuf's) sees it: bounded nesting, one value, well-formed escapes, and numbers made safe.
 #pragma once
 
@@ -13,7 +13,7 @@ namespace cmdwire::detail {
 /// Checks `json` in one pass, without recursing, and refuses (bad_body, naming the culprit):
 /// - nesting of objects and arrays deeper than `max_depth`;
 /// - a body that is visibly not one value: a closer with nothing open, a top-level `,` or `:`
-///   (splicing it into cereal's {"value0":...} wrapper would otherwise let it through);
+///   (a cheap, early refusal of two values glued together);
 /// - a string escape other than \" \\ \/ \b \f \n \r \t \uXXXX, and a \u surrogate that is not
 ///   part of a high-low pair;
 /// - a number that breaks JSON's number grammar, or whose value is beyond the double range

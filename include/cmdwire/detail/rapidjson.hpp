@@ -8,6 +8,7 @@
 
 #if __has_include(<cereal/external/rapidjson/document.h>)
 #include <cereal/external/rapidjson/document.h>
+#include <cereal/external/rapidjson/error/en.h>
 #include <cereal/external/rapidjson/memorystream.h>
 #include <cereal/external/rapidjson/prettywriter.h>
 #include <cereal/external/rapidjson/reader.h>
@@ -18,6 +19,7 @@ namespace rj = CEREAL_RAPIDJSON_NAMESPACE;
 }
 #else
 #include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/reader.h>
