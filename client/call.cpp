@@ -105,11 +105,14 @@ void run_call(const call_args& args, const CLI::App& cmd) {
 
 void add_call_command(CLI::App& app) {
   auto args = std::make_shared<call_args>();
-  CLI::App* cmd =
-      app.add_subcommand("call",
-                         "Send one command and print the reply (JSON replies pretty-printed).\n"
-                         "Examples: cmdwire call PING | cmdwire call ECHO --data hello | "
-                         "cmdwire call STRING --line 'Additional data.'");
+  CLI::App* cmd = app.add_subcommand(
+      "call",
+      "Send one command and print the reply (JSON replies pretty-printed), or with "
+      "--stdin one per line of standard input.\n"
+      "Examples: cmdwire call PING | cmdwire call ECHO --data hello | "
+      "cmdwire call STRING --line 'Additional data.' | cmdwire call PROTO "
+      "-a s=root -a m.a=1 -a c.s=child | printf 'PING\\nECHO hi\\n' | "
+      "cmdwire call --stdin");
   cmd->add_option("NAME", args->name,
                   "command name, e.g. PING (required, except with --stdin: then each line "
                   "names its command unless NAME is given)");
@@ -147,7 +150,7 @@ void add_call_command(CLI::App& app) {
            args->encoding = word == "json" ? wire::encoding::json : wire::encoding::bin;
          },
          "bin or json: how the --data/--file body is encoded (default: json for a *.json "
-         "file, else bin)")
+         "file, else bin); with --stdin, every BODY as typed")
       ->check(CLI::IsMember({"bin", "json"}));
   cmd->add_option_function<std::string>(
          "-o,--output",
@@ -157,7 +160,7 @@ void add_call_command(CLI::App& app) {
                                            : output_mode::pretty;
          },
          "pretty (the default on a terminal), json (the default otherwise: one JSON value per "
-         "reply) or raw (the body's bytes exactly)")
+         "reply) or raw (the body's bytes exactly; with --stdin, each followed by a newline)")
       ->check(CLI::IsMember({"pretty", "json", "raw"}));
   cmd->callback([args, cmd] { run_call(*args, *cmd); });
 }

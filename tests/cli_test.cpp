@@ -596,3 +596,29 @@ TEST_CASE("cmdwire call --stdin pipelines 1,000 lines and prints every reply in 
     CHECK(r.exit_code == 2);
   }
 }
+
+TEST_CASE("cmdwire shell reads piped lines without prompts: replies, errors, multi-line JSON",
+          "[cli][shell]") {
+  test_server server;
+  const auto r = cmdwire_cli_stdin({"shell", "-c", server.address(), "--history", ""},
+                                   "PING\n"
+                                   "PROTO {\"s\": \"top\",\n"
+                                   "  \"c\": {\"s\": \"kid\"}}\n"
+                                   "NOPE\n"
+                                   ".bogus\n"
+                                   "ECHO two words\n"
+                                   ".quit\n"
+                                   "PING\n");  // after .quit: not run
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+  const auto lines = lines_of(r.out);
+  REQUIRE(lines.size() == 10);
+  CHECK(lines[0] == "PONG");
+  CHECK(lines[1] == "{");
+  CHECK(lines[2] == "  \"depth\": 2,");
+  CHECK(lines[5] == "  \"names\": \"top/kid\"");
+  CHECK(lines[6] == "}");
+  CHECK(lines[7] == "error: unknown-command: unknown command 'NOPE'");
+  CHECK(lines[8] == "error: unknown shell command '.bogus': try .help");
+  CHECK(lines[9] == "two words");
+}
