@@ -72,7 +72,13 @@ result<std::string> typed_value(std::string_view what, std::string_view v, const
                                   is_unsigned ? "an unsigned integer" : "an integer",
                                   s->format.empty() ? "integer" : s->format));
       }
-      return std::string(v);
+      // JSON has no leading zeros: 007 goes as 7.
+      std::string digits(v);
+      const std::size_t sign = digits.starts_with('-') ? 1 : 0;
+      const auto nonzero = digits.find_first_not_of('0', sign);
+      digits.erase(sign, (nonzero == std::string::npos ? digits.size() - 1 : nonzero) - sign);
+      if (digits == "-0") digits = "0";
+      return digits;
     }
     case k::number: {
       const auto json = compact_json(v);

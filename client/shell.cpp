@@ -299,7 +299,7 @@ class shell {
     std::string entry = std::move(*line);
     for (;;) {
       const auto body = entry.find_first_of(" \t", entry.find_first_not_of(" \t"));
-      if (body == std::string::npos || entry[0] == '.') break;
+      if (body == std::string::npos || entry[entry.find_first_not_of(" \t")] == '.') break;
       const auto json = entry.find_first_not_of(" \t", body);
       if (json == std::string::npos || (entry[json] != '{' && entry[json] != '[')) break;
       const json_scan scan = scan_json(std::string_view(entry).substr(json));

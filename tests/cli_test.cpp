@@ -472,6 +472,11 @@ TEST_CASE("cmdwire call --attr builds the JSON body, typed by DESCRIBE", "[cli][
     CHECK(r.out == "\"count=42 level=1.5 on=true label=123\"\n");
   }
   SECTION(":= takes JSON as it is") {
+    // Leading zeros are not JSON: the CLI drops them.
+    const auto zeros = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "count=-007", "-a",
+                                    "level=0", "-a", "on=false", "-a", "label="});
+    CHECK(zeros.exit_code == 0);
+    CHECK(zeros.out == "\"count=-7 level=0 on=false label=\"\n");
     const auto r = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "count:=-7", "-a",
                                 "label:=\"two words\"", "-a", "on:=false", "-a", "level:=2e0"});
     CHECK(r.exit_code == 0);
