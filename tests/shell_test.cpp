@@ -124,9 +124,12 @@ TEST_CASE("cmdwire shell in a terminal: completion, replies, multi-line JSON, hi
   std::filesystem::create_directories(home);
   // A folder that does not exist yet: the shell creates it.
   const std::string history = (home / "state" / "history").string();
+  // Its stderr and exit status go to files, checked at the end (a sanitizer's report too).
+  const std::string errors = (home / "stderr").string();
+  const std::string status = (home / "status").string();
   const std::string command =
-      fmt::format("env HOME='{}' TERM=xterm '{}' shell -c {} --history '{}'", home.string(),
-                  bin_path("cmdwire"), addr, history);
+      fmt::format("env HOME='{}' TERM=xterm '{}' shell -c {} --history '{}' 2>'{}'; echo $? >'{}'",
+                  home.string(), bin_path("cmdwire"), addr, history, errors, status);
   {
     tmux_session tmux(unique, command);
     tmux.wait_for_text("cmdwire>");  // capture-pane drops trailing spaces
@@ -180,6 +183,12 @@ TEST_CASE("cmdwire shell in a terminal: completion, replies, multi-line JSON, hi
     tmux.key("Enter");
     tmux.wait_for("the shell to leave", [&](const std::string&) { return !tmux.alive(); });
   }
+  const auto file = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  CHECK(file(status) == "0\n");
+  CHECK(file(errors).empty());
   const auto entries = read_history(history);
   INFO("history file " << history);
   CHECK(entries == std::vector<std::string>{"PING", "PROTO {\"c\":{\"s\":\"kid\"},\"s\":\"top\"}",
