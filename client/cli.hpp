@@ -34,5 +34,7 @@ void add_introspection_commands(CLI::App& app);
 void add_net_command(CLI::App& app);
 /// `subscribe TOPIC` and `publish TOPIC TEXT` (client/pubsub.cpp).
 void add_pubsub_commands(CLI::App& app);
+/// `shell`: the interactive session (client/shell.cpp).
+void add_shell_command(CLI::App& app);
 
 }  // namespace cmdwire::cli

@@ -112,4 +112,41 @@ std::string json_value_of(std::string_view bytes) {
   return hex;
 }
 
+json_scan scan_json(std::string_view text) {
+  json_scan scan;
+  bool escaped = false;
+  for (const char ch : text) {
+    if (scan.in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (ch == '\\') {
+        escaped = true;
+      } else if (ch == '"') {
+        scan.in_string = false;
+      }
+      continue;
+    }
+    switch (ch) {
+      case '"':
+        scan.in_string = true;
+        break;
+      case '{':
+      case '[':
+        scan.deepest = std::max(scan.deepest, ++scan.open);
+        break;
+      case '}':
+      case ']':
+        if (scan.open == 0) {
+          scan.unbalanced = true;
+        } else {
+          --scan.open;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return scan;
+}
+
 }  // namespace cmdwire::cli

@@ -15,4 +15,14 @@ namespace cmdwire::cli {
 /// `{"hex":"..."}`.
 [[nodiscard]] std::string json_value_of(std::string_view bytes);
 
+/// What a scan of JSON text finds about its brackets, without validating it: for telling
+/// whether typed input is complete, and for refusing nesting before a recursive parser sees it.
+struct json_scan {
+  int open = 0;             ///< `{` and `[` not closed yet at the end, outside strings
+  int deepest = 0;          ///< the most that were open at once
+  bool in_string = false;   ///< the text ends inside a string
+  bool unbalanced = false;  ///< a closer came without an opener
+};
+[[nodiscard]] json_scan scan_json(std::string_view text);
+
 }  // namespace cmdwire::cli

@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cereal/types/string.hpp>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +36,28 @@ run_result cmdwire_cli(std::vector<std::string> args) {
                     << r.out << "\nstderr:\n"
                     << r.err);
   return r;
+}
+
+/// Runs `cmdwire args...` with `input` on its standard input (through a temporary file).
+run_result cmdwire_cli_stdin(std::vector<std::string> args, const std::string& input) {
+  static int files = 0;
+  const std::string path = fmt::format("/tmp/cmdwire-cli-stdin-{}-{}", ::getpid(), ++files);
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << input;
+  }
+  args.insert(args.begin(), bin_path("cmdwire"));
+  run_result r = cmdwire::test::run(args, cmdwire::test::stderr_mode::separate, path);
+  std::remove(path.c_str());
+  UNSCOPED_INFO("exit " << r.exit_code << "\nstderr:\n" << r.err);
+  return r;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
 }
 
 bool contains(const std::string& text, const std::string& part) {
@@ -381,4 +406,220 @@ TEST_CASE("a usage error exits 2 in every binary, with the valid words for an en
   }
   const auto words = cmdwire::test::run({bin_path("cmdwire-server"), "--log-format", "xml"});
   CHECK((contains(words.err, "text") && contains(words.err, "json")));
+}
+
+namespace {
+
+/// A flat cereal request whose fields DESCRIBE types as integer, number, boolean and string:
+/// a value of the wrong JSON type is a bad-body, so a passing call shows how --attr typed it.
+struct Reading {
+  std::int64_t count = 0;
+  double level = 0;
+  bool on = false;
+  std::string label;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(cereal::make_nvp("count", count), cereal::make_nvp("level", level),
+       cereal::make_nvp("on", on), cereal::make_nvp("label", label));
+  }
+};
+struct Record {
+  static constexpr std::string_view name = "RECORD";
+  using request = Reading;
+  using response = std::string;
+};
+
+/// The demo commands, RECORD, and JSONECHO: a raw handler (no types, so DESCRIBE has no
+/// request shape for it) that answers its body.
+class attr_server {
+ public:
+  attr_server() {
+    cmdwire::demo::register_demo_commands(ep_);
+    ep_.handle<Record>([](const Reading& r) {
+      return fmt::format("count={} level={} on={} label={}", r.count, r.level, r.on, r.label);
+    });
+    ep_.handle_raw("JSONECHO", [](const cmdwire::request_context& rc, cmdwire::reply_writer& w) {
+      w.body() = rc.body;
+    });
+    const auto port = ep_.listen("127.0.0.1", 0);
+    if (!port) throw std::runtime_error(port.error().message);
+    address_ = "127.0.0.1:" + std::to_string(*port);
+    ep_.start();
+  }
+  [[nodiscard]] const std::string& address() const { return address_; }
+
+ private:
+  cmdwire::endpoint ep_;
+  std::string address_;
+};
+
+}  // namespace
+
+TEST_CASE("cmdwire call --attr builds the JSON body, typed by DESCRIBE", "[cli][attr]") {
+  attr_server server;
+  const std::string addr = server.address();
+
+  SECTION("a number and a boolean where the schema says so, a string elsewhere") {
+    // label=123 stays a string: sent as a number, cereal would refuse it.
+    const auto r = cmdwire_cli({"call", "-c", addr, "RECORD", "--attr", "count=42", "--attr",
+                                "level=1.5", "-a", "on=true", "-a", "label=123"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "\"count=42 level=1.5 on=true label=123\"\n");
+  }
+  SECTION(":= takes JSON as it is") {
+    // Leading zeros are not JSON: the CLI drops them.
+    const auto zeros = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "count=-007", "-a",
+                                    "level=0", "-a", "on=false", "-a", "label="});
+    CHECK(zeros.exit_code == 0);
+    CHECK(zeros.out == "\"count=-7 level=0 on=false label=\"\n");
+    const auto r = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "count:=-7", "-a",
+                                "label:=\"two words\"", "-a", "on:=false", "-a", "level:=2e0"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "\"count=-7 level=2 on=false label=two words\"\n");
+  }
+  SECTION("dotted keys nest: a protobuf message three levels deep, and a map") {
+    const auto r =
+        cmdwire_cli({"call", "-c", addr, "PROTO", "-a", "s=root", "-a", "m.a=1", "-a", "m.b:=2",
+                     "-a", "c.s=child", "-a", "c.c.s=leaf", "-a", "c.c.m.z=3"});
+    CHECK(r.exit_code == 0);
+    // 3 levels, 3 map entries, no bytes: what the server counted in the body we built.
+    CHECK(r.out == R"({"depth":3,"entries":"3","bytes":"0","names":"root/child/leaf"})"
+                   "\n");
+  }
+  SECTION("without a request shape: JSON if the value is JSON, else a string") {
+    const auto r =
+        cmdwire_cli({"call", "-c", addr, "JSONECHO", "-a", "n=3", "-a", "s=hi there", "-a",
+                     "t=true", "-a", "x:=[1,2]", "-a", "a.b=c", "-a", "a.d:=null"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == R"({"n":3,"s":"hi there","t":true,"x":[1,2],"a":{"b":"c","d":null}})"
+                   "\n");
+  }
+  SECTION("a field the schema does not have: exit 2, naming it and the valid ones") {
+    const auto r = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "count=1", "-a", "colour=red"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK(is_one_line(r.err));
+    CHECK(contains(r.err, "'colour'"));
+    CHECK(contains(r.err, "count, level, on, label"));
+    const auto nested = cmdwire_cli({"call", "-c", addr, "PROTO", "-a", "c.zz=1"});
+    CHECK(nested.exit_code == 2);
+    CHECK(contains(nested.err, "'c.zz'"));
+    CHECK(contains(nested.err, "n, s, m, p, c"));
+  }
+  SECTION("a value that is not of the field's type: exit 2") {
+    const auto r = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "count=many"});
+    CHECK(r.exit_code == 2);
+    CHECK(is_one_line(r.err));
+    CHECK(contains(r.err, "count"));
+    CHECK(contains(r.err, "'many' is not an integer"));
+    const auto flag = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "on=yes"});
+    CHECK(flag.exit_code == 2);
+    CHECK(contains(flag.err, "'yes' is not a boolean"));
+    const auto raw = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "count:={"});
+    CHECK(raw.exit_code == 2);
+    CHECK(contains(raw.err, "not (a string is"));
+  }
+  SECTION("usage errors: no '=', a key given twice, a body that has no fields, with --json") {
+    CHECK(cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "count"}).exit_code == 2);
+    const auto twice =
+        cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "on=true", "-a", "on=false"});
+    CHECK(twice.exit_code == 2);
+    CHECK(contains(twice.err, "given twice"));
+    const auto echo = cmdwire_cli({"call", "-c", addr, "ECHO", "-a", "x=1"});
+    CHECK(echo.exit_code == 2);
+    CHECK(contains(echo.err, "not an object with fields"));
+    const auto both = cmdwire_cli({"call", "-c", addr, "RECORD", "-a", "on=true", "--json", "{}"});
+    CHECK(both.exit_code == 2);
+    CHECK(contains(both.err, "excludes"));
+  }
+}
+
+TEST_CASE("cmdwire call --stdin pipelines 1,000 lines and prints every reply in order",
+          "[cli][stdin]") {
+  test_server server;
+  const std::string addr = server.address();
+
+  SECTION("NAME BODY lines: text for ECHO, JSON for PROTO") {
+    std::string input;
+    std::vector<std::string> expected;
+    for (int i = 0; i < 1000; ++i) {
+      if (i % 2 == 0) {
+        input += fmt::format("ECHO line {} of the batch\n", i);
+        expected.push_back(fmt::format("\"line {} of the batch\"", i));
+      } else {
+        input += fmt::format("PROTO {{\"s\":\"p{}\",\"p\":\"{}\"}}\n", i, i % 3 == 0 ? "AQI=" : "");
+        expected.push_back(fmt::format(R"({{"depth":1,"entries":"0","bytes":"{}","names":"p{}"}})",
+                                       i % 3 == 0 ? 2 : 0, i));
+      }
+    }
+    const auto r = cmdwire_cli_stdin({"call", "-c", addr, "--stdin"}, input);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.empty());
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == expected.size());
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      INFO("line " << i + 1);
+      CHECK(lines[i] == expected[i]);
+    }
+  }
+  SECTION("call NAME --stdin: every line is a body") {
+    std::string input;
+    for (int i = 0; i < 1000; ++i) input += fmt::format("v{}\n", i * 7);
+    const auto r = cmdwire_cli_stdin({"call", "-c", addr, "ECHO", "--stdin", "-o", "raw"}, input);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == input);  // raw: each body, then a newline
+  }
+  SECTION("bad lines report one error line each, and the rest still run") {
+    const std::string input =
+        "PING\n"
+        "PROTO {\"s\":\n"     // not JSON: refused before sending
+        "NOPE\n"              // the server does not know it
+        "\n"                  // blank: skipped
+        "PROTO {\"zz\":1}\n"  // the server refuses the field
+        "b@d x\n"             // not a command name
+        "ECHO after\n";
+    const auto r = cmdwire_cli_stdin({"call", "-c", addr, "--stdin"}, input);
+    CHECK(r.exit_code == 1);
+    CHECK(is_one_line(r.err));
+    CHECK(contains(r.err, "4 of 6 requests failed"));
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 6);
+    CHECK(lines[0] == "\"PONG\"");
+    CHECK(lines[1].starts_with(R"({"error":"bad-body","message":"PROTO takes a JSON body)"));
+    CHECK(lines[2].starts_with(R"({"error":"unknown-command","message":)"));
+    CHECK(lines[3].starts_with(R"({"error":"bad-body","message":)"));
+    CHECK(lines[4].starts_with(R"({"error":"bad-request","message":"'b@d' is not)"));
+    CHECK(lines[5] == "\"after\"");
+  }
+  SECTION("--stdin excludes a body option") {
+    const auto r = cmdwire_cli_stdin({"call", "-c", addr, "ECHO", "--stdin", "--data", "x"}, "");
+    CHECK(r.exit_code == 2);
+  }
+}
+
+TEST_CASE("cmdwire shell reads piped lines without prompts: replies, errors, multi-line JSON",
+          "[cli][shell]") {
+  test_server server;
+  const auto r = cmdwire_cli_stdin({"shell", "-c", server.address(), "--history", ""},
+                                   "PING\n"
+                                   "PROTO {\"s\": \"top\",\n"
+                                   "  \"c\": {\"s\": \"kid\"}}\n"
+                                   "NOPE\n"
+                                   ".bogus\n"
+                                   "ECHO two words\n"
+                                   ".quit\n"
+                                   "PING\n");  // after .quit: not run
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+  const auto lines = lines_of(r.out);
+  REQUIRE(lines.size() == 10);
+  CHECK(lines[0] == "PONG");
+  CHECK(lines[1] == "{");
+  CHECK(lines[2] == "  \"depth\": 2,");
+  CHECK(lines[5] == "  \"names\": \"top/kid\"");
+  CHECK(lines[6] == "}");
+  CHECK(lines[7] == "error: unknown-command: unknown command 'NOPE'");
+  CHECK(lines[8] == "error: unknown shell command '.bogus': try .help");
+  CHECK(lines[9] == "two words");
 }

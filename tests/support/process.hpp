@@ -55,9 +55,10 @@ inline constexpr std::chrono::seconds child_deadline{60};
 class child_process {
  public:
   /// Starts `argv[0]` (a path) with `argv[1..]`, the test's environment and stdin from
-  /// /dev/null. Throws std::runtime_error if it cannot be started.
+  /// `stdin_path` (/dev/null unless given). Throws std::runtime_error if it cannot be started.
   explicit child_process(const std::vector<std::string>& argv,
-                         stderr_mode mode = stderr_mode::separate) {
+                         stderr_mode mode = stderr_mode::separate,
+                         const std::string& stdin_path = "/dev/null") {
     int out[2] = {-1, -1};
     int err[2] = {-1, -1};
     if (::pipe2(out, O_CLOEXEC) != 0) throw_errno("pipe2");
@@ -70,7 +71,7 @@ class child_process {
     }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_adddup2(&actions, mode == stderr_mode::merged ? out[1] : err[1], 2);
     // Asio's sockets are not close-on-exec: keep the test's servers and clients out of the child.
@@ -188,10 +189,11 @@ class child_process {
   std::string err_;
 };
 
-/// Runs `argv` to completion and returns its exit code and output.
+/// Runs `argv` to completion (stdin from `stdin_path`) and returns its exit code and output.
 inline run_result run(const std::vector<std::string>& argv,
-                      stderr_mode mode = stderr_mode::separate) {
-  return child_process(argv, mode).wait();
+                      stderr_mode mode = stderr_mode::separate,
+                      const std::string& stdin_path = "/dev/null") {
+  return child_process(argv, mode, stdin_path).wait();
 }
 
 }  // namespace cmdwire::test
