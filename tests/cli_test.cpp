@@ -351,8 +351,7 @@ TEST_CASE("cmdwire call takes the body from --json @FILE, @-, a *.json --file, -
           "[cli]") {
   test_server server;
   const std::string addr = server.address();
-  const std::string request =
-      R"({"n":1,"s":"root","m":{},"p":[7],"c":null})";
+  const std::string request = R"({"n":1,"s":"root","m":{},"p":[7],"c":null})";
   const std::string summary = R"({"depth":1,"entries":0,"bytes":1,"names":"root"})"
                               "\n";
   const std::string file = "/tmp/cmdwire-cli-input-" + std::to_string(::getpid()) + ".json";

@@ -69,8 +69,7 @@ TEST_CASE("the crashing numbers decode to what strtod says, anywhere in a body",
     // Inside an unknown field, nested in arrays and objects: rapidjson parses the whole text
     // before the archive looks at a field, so position does not matter to the crash, nor to us.
     cmdwire::demo::ComplexData d;
-    const auto nested =
-        R"({"n":1,"s":"","m":{},"p":[],"c":null,"zz":[[{"a":)" + number + "}]]}";
+    const auto nested = R"({"n":1,"s":"","m":{},"p":[],"c":null,"zz":[[{"a":)" + number + "}]]}";
     const auto got = decode_json(nested, d);
     // Parsed, not crashed; then refused for the unknown member.
     REQUIRE_FALSE(got.has_value());
