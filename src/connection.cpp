@@ -171,28 +171,29 @@ asio::awaitable<connection::error_code> connection::read_more(std::size_t need) 
   reading_ = true;
   auto [ec, n] =
       co_await async_read_some(asio::buffer(buffer_.data() + end_, buffer_.size() - end_));
-  reading_ = false;
-  read_deadline_ = steady_clock::time_point::max();
-  end_ += n;
-  if (options_.bytes_in != nullptr) options_.bytes_in->add(n);
-  last_read_ = steady_clock::now();
+  read_done(n);
   co_return ec;
 }
 
-asio::awaitable<connection::error_code> connection::read_preface(std::size_t limit) {
-  make_room(limit);
-  if (stop_reading_) co_return asio::error::operation_aborted;
-  if (!frame_began_) frame_began_ = steady_clock::now();
-  read_deadline_ = options_.request_timeout.count() > 0 ? *frame_began_ + options_.request_timeout
-                                                        : steady_clock::time_point::max();
-  reading_ = true;
-  auto [ec, n] = co_await socket_.async_read_some(
-      asio::buffer(buffer_.data() + end_, limit - (end_ - begin_)), io_nothrow());
+void connection::read_done(std::size_t n) noexcept {
   reading_ = false;
   read_deadline_ = steady_clock::time_point::max();
   end_ += n;
   if (options_.bytes_in != nullptr) options_.bytes_in->add(n);
   last_read_ = steady_clock::now();
+}
+
+asio::awaitable<connection::error_code> connection::read_preface(
+    std::size_t limit, steady_clock::time_point deadline) {
+  if (end_ - begin_ >= limit) co_return error_code{};
+  make_room(limit);
+  if (stop_reading_) co_return asio::error::operation_aborted;
+  if (!frame_began_) frame_began_ = steady_clock::now();  // the watchdog's log says "request"
+  read_deadline_ = deadline;
+  reading_ = true;
+  auto [ec, n] = co_await socket_.async_read_some(
+      asio::buffer(buffer_.data() + end_, limit - (end_ - begin_)), io_nothrow());
+  read_done(n);
   co_return ec;
 }
 

@@ -114,8 +114,9 @@ class connection {
   asio::awaitable<result<std::string_view>> read_exact(std::size_t n);
   /// Reads more bytes from the socket itself (under TLS, if started later), never letting
   /// pending() pass `limit` bytes: for a preface such as a PROXY header, where reading past it
-  /// would swallow a TLS handshake. The request timeout runs from the first call.
-  asio::awaitable<error_code> read_preface(std::size_t limit);
+  /// would swallow a TLS handshake. The watchdog closes the connection at `deadline`, one
+  /// deadline for the whole preface. Returns at once if `limit` bytes are pending already.
+  asio::awaitable<error_code> read_preface(std::size_t limit, steady_clock::time_point deadline);
   /// Whatever is pending, or else what the next read brings.
   asio::awaitable<result<std::string_view>> read_some();
   [[nodiscard]] bool reading() const noexcept { return reading_; }
@@ -159,6 +160,8 @@ class connection {
   template <class Buffers>
   auto async_write_all(const Buffers& buffers);
   void make_room(std::size_t need);
+  /// After a read of `n` bytes: the buffer, the counters and the deadline.
+  void read_done(std::size_t n) noexcept;
   void account() noexcept;
   void write_started() noexcept;
   void write_finished() noexcept;

@@ -10,9 +10,10 @@
 #include <algorithm>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <optional>
 
@@ -124,6 +125,12 @@ struct redis_backplane::join_op {
 };
 
 namespace {
+/// The caller's executor, counting as work while an op holds it: its io_context does not run
+/// out of work (and return from run()) while a call waits on Redis.
+asio::any_io_executor tracked(const asio::any_io_executor& ex) {
+  return asio::prefer(ex, asio::execution::outstanding_work.tracked);
+}
+
 template <class Handler, class Value>
 void complete_on(const asio::any_io_executor& home, Handler handler, Value value) {
   // The caller's coroutine resumes on its own worker, never on the backplane's thread.
@@ -155,21 +162,19 @@ void redis_backplane::start() {
 }
 
 void redis_backplane::stop() {
+  std::unique_lock lock(lifecycle_mutex_);
   stopped_.store(true);
   if (!thread_.joinable()) return;
+  // Under the mutex: a call that got in before this lambda is posted runs before it.
   asio::post(context_, [this] {
     stopping_ = true;
     reconnect_timer_.cancel();
     watchdog_timer_.cancel();
-    redisAsyncContext* p = pub_;
-    redisAsyncContext* s = sub_;
-    pub_ = sub_ = nullptr;
-    pub_ready_ = sub_ready_ = false;
-    if (p != nullptr) redisAsyncFree(p);
-    if (s != nullptr) redisAsyncFree(s);
-    fail_all("cmdwire is stopping");
+    free_links();
+    fail_all();
     context_.stop();
   });
+  lock.unlock();
   thread_.join();
   state_.store(2);
 }
@@ -255,16 +260,21 @@ void redis_backplane::on_lost(const redisAsyncContext* ac, std::string_view why)
   drop_links(why);
 }
 
-void redis_backplane::drop_links(std::string_view why) {
+void redis_backplane::free_links() {
   redisAsyncContext* p = pub_;
   redisAsyncContext* s = sub_;
+  // Cleared first: the callbacks hiredis runs while freeing see links that are no longer ours.
   pub_ = sub_ = nullptr;
   pub_ready_ = sub_ready_ = false;
   // Their pending callbacks run now, with no reply: publishes waiting on them fail.
   if (p != nullptr) redisAsyncFree(p);
   if (s != nullptr) redisAsyncFree(s);
+}
+
+void redis_backplane::drop_links(std::string_view why) {
+  free_links();
   state_.store(2);
-  fail_all(fmt::format("lost the Redis pub/sub backplane: {}", why));
+  fail_all();
   if (stopping_) return;
   if (reconnect_pending_) return;
   reconnect_pending_ = true;
@@ -284,10 +294,14 @@ void redis_backplane::drop_links(std::string_view why) {
   });
 }
 
-void redis_backplane::fail_all(std::string_view why) {
-  for (auto& [topic, t] : topics_) complete_joins(t, false);
+void redis_backplane::fail_all() {
+  for (auto& [topic, t] : topics_) {
+    complete_joins(t, false);
+    // No subscription survives the link: a join now must not be told "subscribed".
+    t.phase = topic_phase::subscribing;
+    t.since = {};
+  }
   // Publishes still queued complete through their callbacks when their context is freed.
-  (void)why;
 }
 
 void redis_backplane::auth_callback(redisAsyncContext* ac, void* reply, void*) {
@@ -342,14 +356,18 @@ std::string redis_backplane::framed(std::string_view body) const {
 
 asio::awaitable<redis_backplane::publish_outcome> redis_backplane::async_publish(
     std::string_view topic, std::string_view body) {
-  if (stopped_.load()) co_return publish_outcome{"cmdwire is stopping", 0};
   // Copied now: the views point into the publisher's receive buffer.
   auto op = std::make_unique<publish_op>();
   op->topic = std::string(topic);
   std::string payload = framed(body);
   co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(publish_outcome)>(
       [this](auto handler, std::unique_ptr<publish_op> op, std::string payload) {
-        op->home = asio::get_associated_executor(handler);
+        op->home = tracked(asio::get_associated_executor(handler));
+        std::lock_guard lock(lifecycle_mutex_);
+        if (stopped_.load()) {
+          complete_on(op->home, std::move(handler), publish_outcome{"cmdwire is stopping", 0});
+          return;
+        }
         op->handler.emplace(std::move(handler));
         asio::post(context_, [this, op = std::move(op), payload = std::move(payload)]() mutable {
           send_publish(std::move(op), payload);
@@ -361,6 +379,8 @@ asio::awaitable<redis_backplane::publish_outcome> redis_backplane::async_publish
 void redis_backplane::publish_detached(std::string_view topic, std::string_view body) {
   auto op = std::make_unique<publish_op>();
   op->topic = std::string(topic);
+  std::lock_guard lock(lifecycle_mutex_);
+  if (stopped_.load()) return;
   asio::post(context_, [this, op = std::move(op), payload = framed(body)]() mutable {
     send_publish(std::move(op), payload);
   });
@@ -424,10 +444,14 @@ void redis_backplane::finish_publish(std::unique_ptr<publish_op> op, publish_out
 // ---- subscribing
 
 asio::awaitable<bool> redis_backplane::async_join(std::string topic) {
-  if (stopped_.load()) co_return false;
   co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(bool)>(
       [this](auto handler, std::string topic) {
-        auto home = asio::get_associated_executor(handler);
+        auto home = tracked(asio::get_associated_executor(handler));
+        std::lock_guard lock(lifecycle_mutex_);
+        if (stopped_.load()) {
+          complete_on(home, std::move(handler), false);
+          return;
+        }
         auto op = std::make_unique<join_op>(join_op{std::move(handler), std::move(home)});
         asio::post(context_, [this, topic = std::move(topic), op = std::move(op)]() mutable {
           join_now(topic, std::move(op));
@@ -453,6 +477,8 @@ void redis_backplane::join_now(const std::string& topic, std::unique_ptr<join_op
 }
 
 void redis_backplane::leave(std::string topic) {
+  std::lock_guard lock(lifecycle_mutex_);
+  if (stopped_.load()) return;
   asio::post(context_, [this, topic = std::move(topic)] {
     const auto it = topics_.find(topic);
     if (it == topics_.end() || it->second.subscribers == 0) return;

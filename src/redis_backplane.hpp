@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
@@ -82,9 +83,12 @@ class redis_backplane {
   void log(log_level level, std::string_view what) const;
   void connect();
   void on_lost(const redisAsyncContext* ac, std::string_view why);
+  /// Frees both links; what waits on them fails.
+  void free_links();
   /// Frees both links (failing what waits on them) and schedules a reconnect with backoff.
   void drop_links(std::string_view why);
-  void fail_all(std::string_view why);
+  /// Fails the joins waiting on Redis; every topic must be subscribed again.
+  void fail_all();
   void watchdog();
   void update_state();
   [[nodiscard]] std::string framed(std::string_view body) const;
@@ -114,6 +118,9 @@ class redis_backplane {
   bool stopping_ = false;  ///< on the thread: stop() has begun
   bool reconnect_pending_ = false;
   std::atomic<bool> stopped_{false};  ///< any thread: calls complete at once
+  /// Orders stop() against calls from other threads: a call either posts before stop()'s own
+  /// post (and runs), or sees stopped_ and completes at once.
+  std::mutex lifecycle_mutex_;
 
   redisAsyncContext* pub_ = nullptr;  ///< PUBLISH (a subscribed connection can do nothing else)
   redisAsyncContext* sub_ = nullptr;  ///< SUBSCRIBE/UNSUBSCRIBE and the messages

@@ -309,9 +309,14 @@ asio::awaitable<bool> session::accept_proxy_header() {
     co_await fail_and_close(errc::bad_request,
                             fmt::format("expected a PROXY protocol v2 header: {}", why));
   };
+  // One deadline for the whole header: the request timeout, else the idle one (a client that
+  // connects and says nothing must not hold a connection slot for ever).
+  const auto limit = opt_.request_timeout.count() > 0 ? opt_.request_timeout : opt_.idle_timeout;
+  const auto deadline = limit.count() > 0 ? std::chrono::steady_clock::now() + limit
+                                          : std::chrono::steady_clock::time_point::max();
   while (conn_.pending().size() < proxy::prefix_size) {
     if (!proxy::could_be_header(conn_.pending())) break;
-    if (auto ec = co_await conn_.read_preface(proxy::prefix_size); ec) {
+    if (auto ec = co_await conn_.read_preface(proxy::prefix_size, deadline); ec) {
       if (!is_normal_close(ec)) log(log_level::info, fmt::format("read failed: {}", ec.message()));
       co_return false;
     }
@@ -323,7 +328,7 @@ asio::awaitable<bool> session::accept_proxy_header() {
   }
   conn_.consume(proxy::prefix_size);
   while (conn_.pending().size() < prefix->payload) {
-    if (auto ec = co_await conn_.read_preface(prefix->payload); ec) {
+    if (auto ec = co_await conn_.read_preface(prefix->payload, deadline); ec) {
       if (!is_normal_close(ec)) log(log_level::info, fmt::format("read failed: {}", ec.message()));
       co_return false;
     }

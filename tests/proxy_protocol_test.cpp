@@ -24,8 +24,9 @@ const std::string signature("\r\n\r\n\0\r\nQUIT\n", 12);
 /// An endpoint that wants PROXY headers and answers PEER with the peer it sees.
 class proxied_server {
  public:
-  explicit proxied_server(std::chrono::milliseconds request_timeout = std::chrono::seconds(30))
-      : ep_(options(request_timeout)) {
+  explicit proxied_server(std::chrono::milliseconds request_timeout = std::chrono::seconds(30),
+                          std::chrono::milliseconds idle_timeout = std::chrono::minutes(5))
+      : ep_(options(request_timeout, idle_timeout)) {
     ep_.handle_raw("PEER", [](const cmdwire::request_context& rc, cmdwire::reply_writer& w) {
       w.body() = rc.peer->address().to_string() + ":" + std::to_string(rc.peer->port());
     });
@@ -38,10 +39,12 @@ class proxied_server {
   log_capture log;
 
  private:
-  cmdwire::endpoint_options options(std::chrono::milliseconds request_timeout) {
+  cmdwire::endpoint_options options(std::chrono::milliseconds request_timeout,
+                                    std::chrono::milliseconds idle_timeout) {
     cmdwire::endpoint_options o;
     o.threads = 1;
     o.request_timeout = request_timeout;
+    o.idle_timeout = idle_timeout;
     o.proxy_protocol = true;
     o.log = log.sink();
     return o;
@@ -163,6 +166,14 @@ TEST_CASE("with proxy_protocol, a header that stops half-way is timed out", "[pr
   proxied_server server(std::chrono::milliseconds(200));
   raw_socket s(server.port());
   s.send(signature.substr(0, 5));  // could still be a header: the server waits, but not forever
+  CHECK(s.read_to_eof().empty());
+  CHECK(server.log.wait_for("request not completed in time: closing"));
+}
+
+TEST_CASE("with proxy_protocol and no request timeout, a silent client gets the idle timeout",
+          "[proxy]") {
+  proxied_server server(std::chrono::milliseconds(0), std::chrono::milliseconds(200));
+  raw_socket s(server.port());  // connects and says nothing
   CHECK(s.read_to_eof().empty());
   CHECK(server.log.wait_for("request not completed in time: closing"));
 }

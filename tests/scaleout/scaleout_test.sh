@@ -125,6 +125,10 @@ kill -TERM "${pid[redis]}"
 wait "${pid[redis]}" || true
 unset 'pid[redis]'
 "$tool" wait-stat "127.0.0.1:${port[s1]}" backplane.state down
+# A subscriber that comes while Redis is down is told so in the log, not promised every server.
+"$tool" subscribe "127.0.0.1:${port[s1]}" news 0 >/dev/null
+grep -q 'pub/sub backplane down: until it is back' "$work/s1.log" ||
+  die "s1 acknowledged a subscription as if Redis were there"
 start_redis
 for s in s1 s3; do "$tool" wait-stat "127.0.0.1:${port[$s]}" backplane.state ready; done
 "$tool" publish-direct "127.0.0.1:${port[s3]}" news after-restart 1 20
