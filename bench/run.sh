@@ -385,8 +385,8 @@ if [[ -x $haproxy_bin ]]; then
       fi
     done
     ha_ratio=$(ratios scaleout haproxy cmdwire 4 | median)
-    ha_rps=$(values scaleout haproxy 4 | median)
-    direct_rps=$(values scaleout cmdwire 4 | median)
+    ha_rps=$(printf '%.0f' "$(values scaleout haproxy 4 | median)")
+    direct_rps=$(printf '%.0f' "$(values scaleout cmdwire 4 | median)")
     haproxy_table="| ECHO 16 B, 16 conns × 32 | $ha_rps req/s | $direct_rps req/s | $ha_ratio |"
     echo "scale-out: through HAProxy to 3 servers $ha_rps req/s, one server directly $direct_rps req/s, ratio $ha_ratio"
   fi
