@@ -5,11 +5,13 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cmdwire/client.hpp"
@@ -240,4 +242,44 @@ TEST_CASE("with its Redis backplane down, PUBLISH delivers locally and says so",
   // endpoint::publish from C++ still reaches local subscribers.
   CHECK(server.ep().publish("news", "from C++") == 1);
   CHECK(got.wait(2) == "news:from C++");
+}
+
+TEST_CASE("a Redis that accepts but never answers is dropped after command_timeout", "[pubsub]") {
+  // A "Redis" that takes connections and never says a word.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor mute(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const std::uint16_t mute_port = mute.local_endpoint().port();
+  std::vector<boost::asio::ip::tcp::socket> held;
+  std::atomic<bool> done{false};
+  std::thread accepting([&] {
+    while (!done.load()) {
+      boost::system::error_code ec;
+      boost::asio::ip::tcp::socket s(io);
+      mute.accept(s, ec);
+      if (ec) return;
+      held.push_back(std::move(s));
+    }
+  });
+  log_capture log;
+  cmdwire::endpoint_options o;
+  o.log = log.sink();
+  o.pubsub_redis = cmdwire::redis_backplane_options{};
+  o.pubsub_redis->port = mute_port;
+  o.pubsub_redis->command_timeout = std::chrono::milliseconds(100);
+  {
+    test_server server(o);
+    REQUIRE(log.wait_for("pub/sub backplane connected"));
+    raw_socket s(server.port());
+    s.send("PUBLISH\nnews hello\n");
+    // Without the watchdog this PUBLISH would wait for ever (raw_socket gives up after 10 s).
+    const std::string reply = s.read_until(fmt::format("127.0.0.1:{}\n", mute_port));
+    CHECK(reply.starts_with("ERR unavailable "));
+    CHECK(reply.find("lost the connection to the Redis pub/sub backplane") != std::string::npos);
+    CHECK(log.wait_for("no answer in 100 ms: reconnecting"));
+  }
+  // A blocking accept is woken by one more connection, not by close() from this thread.
+  done = true;
+  boost::asio::ip::tcp::socket wake(io);
+  wake.connect({boost::asio::ip::make_address("127.0.0.1"), mute_port});
+  accepting.join();
 }
