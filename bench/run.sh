@@ -8,6 +8,9 @@
 # BENCH_BEFORE=path/to/an/older/cmdwire-server: that build takes turns too, and a second table
 # gives the ratios of this build and of that one to the same yardstick, from the same rounds
 # (how a change on the request path is measured: before and after in one run).
+# With gRPC (libgrpc++-dev, installed below) typed PROTO also takes turns with a gRPC server on the
+# same messages. The machine's load is recorded before and after the runs; when anything else
+# used the CPU, no target is judged (see `verdict`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,20 +21,38 @@ build=${BENCH_BUILD:-build-release}
 out=${BENCH_OUT:-docs/PERFORMANCE.md}
 bin=$build/bin
 started=$SECONDS
+# Before the build, whose compilers would count in the load average after it.
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- optional tools: Google Benchmark for the codec table, Redis for the PING yardstick and
-# redis-benchmark as an independent load generator. Without them those rows are skipped.
+# redis-benchmark as an independent load generator, gRPC for the PROTO vs gRPC table, ccache for
+# a quicker cold build. Without them those rows are skipped.
 if [[ -z ${BENCH_NO_INSTALL:-} ]]; then
-  scripts/install-deps libbenchmark-dev redis-server redis-tools ||
+  scripts/install-deps libbenchmark-dev redis-server redis-tools libgrpc++-dev \
+    protobuf-compiler-grpc ccache ||
     echo "bench: optional packages could not be installed; their rows are skipped" >&2
 fi
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+# ccache only for a build dir configured here for the first time: adding a launcher to an existing
+# one would recompile all of it once.
+launcher=()
+if [[ ! -f $build/CMakeCache.txt ]] && command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF "${launcher[@]}" >/dev/null
 cmake --build "$build" -j "${JOBS:-2}" --target cmdwire-server cmdwire-bench cmdwire-baseline-echo \
   cmdwire-caller-bench
 have_codec_bench=0
 if cmake --build "$build" -j "${JOBS:-2}" --target cmdwire-codec-bench >/dev/null 2>&1; then
   have_codec_bench=1
+fi
+# ---- gRPC peer (bench/grpc): built only when CMake found gRPC.
+have_grpc=0
+if cmake --build "$build" -j "${JOBS:-2}" --target cmdwire-grpc-server cmdwire-grpc-bench \
+  >"$build/grpc-build.log" 2>&1; then
+  have_grpc=1
+else
+  echo "bench: no gRPC peer (libgrpc++-dev missing? see $build/grpc-build.log): PROTO vs gRPC skipped" >&2
 fi
 
 # ---- pinning: servers on CPU 0, load on CPU 1, so neither steals the other's core.
@@ -71,6 +92,10 @@ start_server() {
 
 start_server cmdwire "$bin/cmdwire-server" --listen 127.0.0.1:0 --threads 1 --log-level warn
 start_server yardstick "$bin/cmdwire-baseline-echo" --listen 127.0.0.1:0 --threads 1
+if ((have_grpc)); then
+  # gRPC sizes its own threads; pinned like the others, they share CPU 0.
+  start_server grpc "$bin/cmdwire-grpc-server" --listen 127.0.0.1:0
+fi
 before=${BENCH_BEFORE:-}
 if [[ -n $before ]]; then
   start_server before "$before" --listen 127.0.0.1:0 --threads 1 --log-level warn
@@ -104,15 +129,71 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
 json_field() { grep -o "\"$1\": [^,}]*" "$2" | head -n1 | awk '{ print $2 }' | tr -d '"'; }
 
+# ---- machine state. The bench needs both cores to itself (servers on CPU 0, load on CPU 1):
+# anything else running skews the ratios, so it is measured and, when found, no target is judged.
+# CPU ticks (user + system, reaped children included) of every process outside this script's
+# process tree. Kernel threads are left out: under load they mostly carry our own loopback
+# traffic. Summing per process rather than reading /proc/stat keeps that softirq work out too.
+others_ticks() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v self=$$ '
+    {
+      rest = $0
+      sub(/^[0-9]+ \(.*\) /, "", rest)  # comm may hold spaces and parentheses
+      split(rest, f, " ")
+      parent[$1] = f[2]
+      ticks[$1] = f[12] + f[13] + f[14] + f[15]
+    }
+    END {
+      for (p in ticks) {
+        q = p + 0
+        while (q > 2 && q != self) q = parent[q] + 0
+        if (q < 2) s += ticks[p]  # reached init: neither ours (self) nor a kernel thread (2)
+      }
+      print s + 0
+    }'
+}
+# others_pct TICKS-BEFORE TICKS-AFTER SECONDS: their CPU as a percentage of one core.
+others_pct() {
+  awk -v d=$(($2 - $1)) -v hz="$ticks_per_s" -v s="$3" \
+    'BEGIN { v = (s > 0 ? d / hz / s * 100 : 0); printf "%.0f", (v < 0 ? 0 : v) }'
+}
+# others_over_1s: others_pct over one second of this script doing nothing.
+others_over_1s() {
+  local a b t0=$EPOCHREALTIME
+  a=$(others_ticks)
+  sleep 1
+  b=$(others_ticks)
+  others_pct "$a" "$b" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"
+}
+# Busy means: a 1-min load average above busy_load before we started, or the others using more
+# than busy_pct % of a core in either 1 s sample or on average during the runs.
+busy_load=0.5
+busy_pct=10
+machine_busy=0
+busy_reasons=()
+# verdict RATIO TARGET: the "met" column. Every target verdict goes through here, so that a busy
+# machine judges nothing.
+verdict() {
+  local r=$1 target=$2
+  if [[ $target == — ]]; then
+    echo —
+  elif ((machine_busy)); then
+    echo "not judged (machine busy)"
+  else
+    awk -v r="$r" -v t="${target#≥ }" 'BEGIN { print ((r >= t) ? "yes" : "**no**") }'
+  fi
+}
+
 results=$tmp/results.tsv  # round load server rps mbps p50 p99 cpu_us_per_req errors
-# run ROUND LOAD SERVER BENCH-ARGS...
+# run ROUND LOAD SERVER BENCH-ARGS...; `loadgen=PATH run ...` drives the server with another load
+# generator that takes cmdwire-bench's options and prints its --json fields (cmdwire-grpc-bench).
 run() {
   local round=$1 load=$2 server=$3
   shift 3
   local pid_var=pid_$server port_var=port_$server
   local before after
   before=$(cpu_ticks "${!pid_var}")
-  "${load_pin[@]}" "$bin/cmdwire-bench" --connect "127.0.0.1:${!port_var}" --json \
+  "${load_pin[@]}" "${loadgen:-$bin/cmdwire-bench}" --connect "127.0.0.1:${!port_var}" --json \
     --duration "$duration" --warmup "$warmup" "$@" >"$tmp/run.json" || true
   after=$(cpu_ticks "${!pid_var}")
   local replies
@@ -128,6 +209,14 @@ run() {
 
 # The matrix of issue 4: name conns depth payload.
 loads=("latency 1 1 16" "many 16 1 16" "pipelined 16 32 16" "bulk 4 4 65536" "typed 16 32 200")
+
+# ---- machine state before the runs: the build is done, the servers are up and idle.
+load_before_runs=$(cut -d' ' -f1-3 /proc/loadavg)
+others_before=$(others_over_1s)
+machine_before="load average $load_at_start at the start (before the build), $load_before_runs just before the runs; other processes used $others_before % of a core over 1 s just before the runs"
+echo "bench: machine before: $machine_before"
+runs_t0=$EPOCHREALTIME
+runs_ticks0=$(others_ticks)
 
 echo "bench: $rounds rounds of ${duration}s runs (warm-up ${warmup}s); redis: $have_redis"
 for ((round = 1; round <= rounds; ++round)); do
@@ -170,6 +259,37 @@ for ((round = 1; round <= rounds; ++round)); do
   echo "bench: round $round done ($((SECONDS - started)) s)"
 done
 
+# ---- typed PROTO vs gRPC (bench/grpc): cmdwire-server's PROTO and cmdwire-grpc-server's
+# Demo/Summarize take turns on the same Complex (~200 B) -> Summary, each driven by its own
+# closed-loop generator with the same conns x depth, duration, warm-up and pinning; order
+# alternating per round. The generators' own CPU share is kept too: near 100 % of its core means
+# the generator, not the server, set the pace.
+grpc_gen_cpu=$tmp/grpc-gen-cpu.tsv  # load server cpu-% of the generator over its whole run
+if ((have_grpc)); then
+  reaped_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }  # our waited-for children
+  for ((round = 1; round <= rounds; ++round)); do
+    for spec in "proto-pipelined 16 32" "proto-latency 1 1"; do
+      read -r load conns depth <<<"$spec"
+      if ((round % 2)); then order=(cmdwire grpc); else order=(grpc cmdwire); fi
+      for server in "${order[@]}"; do
+        gen_t0=$EPOCHREALTIME
+        gen_c0=$(reaped_ticks)
+        if [[ $server == cmdwire ]]; then
+          run "$round" "$load" cmdwire --conns "$conns" --depth "$depth" --command PROTO \
+            --payload-size 200
+        else
+          loadgen=$bin/cmdwire-grpc-bench run "$round" "$load" grpc --conns "$conns" \
+            --depth "$depth" --payload-size 200
+        fi
+        awk -v l="$load" -v s="$server" -v d=$(($(reaped_ticks) - gen_c0)) -v hz="$ticks_per_s" \
+          -v a="$gen_t0" -v b="$EPOCHREALTIME" \
+          'BEGIN { printf "%s\t%s\t%.0f\n", l, s, d / hz / (b - a) * 100 }' >>"$grpc_gen_cpu"
+      done
+    done
+  done
+  echo "bench: PROTO vs gRPC done ($((SECONDS - started)) s)"
+fi
+
 # ---- is cmdwire-bench the bottleneck? Drive redis-server with it and with redis-benchmark,
 # same shape, same pinning.
 client_check=""
@@ -200,6 +320,9 @@ ratios() {
 }
 errors_total=$(awk -F'\t' '{ s += $9 } END { print s + 0 }' "$results")
 
+# ---- the tables, written by report_tables once every run is done: their verdicts depend on what
+# else ran on the machine meanwhile.
+report_tables() {
 table=$tmp/table.md
 {
   echo "| load | conns × depth | payload | cmdwire | yardstick | ratio (median of rounds) | target | met | p50 / p99 µs cmdwire | p50 / p99 µs yardstick | server CPU µs/req cmdwire / yardstick |"
@@ -213,8 +336,8 @@ table=$tmp/table.md
     r=$(ratios "$load" "$a" "$b" "$col" | median)
     ca=$(values "$load" "$a" 8 | median)
     cb=$(values "$load" "$b" 8 | median)
-    local met=—
-    [[ $target != — ]] && met=$(awk -v r="$r" -v t="${target#≥ }" 'BEGIN { print ((r >= t) ? "yes" : "**no**") }')
+    local met
+    met=$(verdict "$r" "$target")
     printf '| %s | %s | %s | %.0f %s | %.0f %s | %.2f | %s | %s | %.0f / %.0f | %.0f / %.0f | %.2f / %.2f |\n' \
       "$load" "$shape" "$payload" "$va" "$unit" "$vb" "$unit" "$r" "$target" "$met" \
       "$(values "$load" "$a" 6 | median)" "$(values "$load" "$a" 7 | median)" \
@@ -285,6 +408,27 @@ if [[ -n $client_check ]]; then
 fi
 echo
 echo "errors across all runs: $errors_total"
+
+grpc_table=""
+if ((have_grpc)); then
+  grpc_table=$(
+    echo "| load | conns × depth | payload | cmdwire PROTO | gRPC unary | ratio cmdwire ÷ gRPC (median of rounds) | target | met | p50 / p99 µs cmdwire | p50 / p99 µs gRPC | server CPU µs/req cmdwire / gRPC |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    row proto-pipelined "16 × 32" "Complex 216 B → Summary" cmdwire grpc req/s "≥ 10"
+    row proto-latency "1 × 1" "Complex 216 B → Summary" cmdwire grpc req/s "≥ 1.5"
+  )
+  grpc_gen_line="Load generators' CPU, % of their core over each run (median of rounds): $(
+    for load in proto-pipelined proto-latency; do
+      printf '%s cmdwire-bench %.0f %%, cmdwire-grpc-bench %.0f %%; ' "$load" \
+        "$(awk -F'\t' -v l="$load" '$1 == l && $2 == "cmdwire" { print $3 }' "$grpc_gen_cpu" | median)" \
+        "$(awk -F'\t' -v l="$load" '$1 == l && $2 == "grpc" { print $3 }' "$grpc_gen_cpu" | median)"
+    done | sed 's/; $/./')"
+  echo
+  echo "$grpc_table"
+  echo
+  echo "$grpc_gen_line"
+fi
+}
 
 codec=""
 if ((have_codec_bench)); then
@@ -392,6 +536,30 @@ if [[ -x $haproxy_bin ]]; then
   fi
 fi
 
+# ---- machine state after the runs, and whether anything else used the CPU while they went on.
+runs_ticks1=$(others_ticks)
+runs_seconds=$(awk -v a="$runs_t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+others_during=$(others_pct "$runs_ticks0" "$runs_ticks1" "$runs_seconds")
+others_after=$(others_over_1s)
+machine_after="load average $(cut -d' ' -f1-3 /proc/loadavg) just after the runs (their own load included); other processes used $others_during % of a core on average during the ${runs_seconds} s of runs and $others_after % over 1 s after them"
+echo "bench: machine after: $machine_after"
+if awk -v l="${load_at_start%% *}" -v t="$busy_load" 'BEGIN { exit !(l > t) }'; then
+  busy_reasons+=("1-min load average ${load_at_start%% *} at the start (> $busy_load)")
+fi
+for when in before during after; do
+  pct_var=others_$when
+  if ((${!pct_var} > busy_pct)); then
+    busy_reasons+=("other processes used ${!pct_var} % of a core $when the runs (> $busy_pct %)")
+  fi
+done
+if ((${#busy_reasons[@]})); then
+  machine_busy=1
+  busy_line=$(printf '%s; ' "${busy_reasons[@]}")
+  busy_line=${busy_line%; }
+  echo "bench: MACHINE BUSY: $busy_line. No target is judged." >&2
+fi
+report_tables
+
 # ---- docs/PERFORMANCE.md
 commit=$(git rev-parse --short HEAD)
 git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" + uncommitted changes"
@@ -400,7 +568,14 @@ git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" 
   echo
   echo "Produced by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit."
   echo
-  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); shared with other builds while it ran."
+  if ((machine_busy)); then
+    echo "> **The machine was busy while this ran: $busy_line.** Other work competed for the two cores the bench pins its servers and load to, so the figures below are skewed and no target is judged (\`not judged (machine busy)\`)."
+    echo
+  fi
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); $( ((machine_busy)) && echo "**busy** (see above)" || echo "nothing else used more than $busy_pct % of a core while it ran")."
+  echo
+  echo "- Before: $machine_before."
+  echo "- After: $machine_after."
   echo
   echo "## Method"
   echo
@@ -409,6 +584,7 @@ git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" 
   echo "- Ratios are cmdwire ÷ other server **within one round**, median over rounds: the VM drifts too much for absolute numbers across runs."
   echo "- cmdwire-bench verifies every reply; ECHO and the yardstick compare the bytes, PING checks \`PONG\`, STRUCT checks the exact summary. MB/s counts request payload bytes."
   echo "- Server CPU µs/req: user + system time from \`/proc/PID/stat\` over the whole run divided by the replies of the run (10 ms ticks): independent of how fast the load generator is."
+  echo "- Machine state: the load average (\`/proc/loadavg\`), and the CPU time (user + system, reaped children included) of every process outside bench/run.sh's own process tree and not a kernel thread, summed from \`/proc/*/stat\`, over 1 s before the runs, over all the runs, and over 1 s after them. With a 1-min load average above $busy_load at the start or more than $busy_pct % of a core used by others in any of the three, the machine counts as busy and no target is judged."
   echo "- The yardstick is \`cmdwire-baseline-echo\`: a bare Asio C++20 coroutine echo server (read_some → write back). The typed row compares STRUCT (decode cereal, summarize, encode) with echoing 200 raw bytes."
   echo
   echo "## Results"
@@ -424,6 +600,16 @@ git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" 
     echo "The same cmdwire-server binary twice, one on \`--listen unix:PATH\`, taking turns; cmdwire-bench at 16 conns × depth 32 (mean req/s over rounds; the ratio is the median of same-round ratios)."
     echo
     echo "$unix_table"
+    echo
+  fi
+  if [[ -n $grpc_table ]]; then
+    echo "## Typed PROTO vs gRPC"
+    echo
+    echo "cmdwire-server's PROTO command against \`cmdwire-grpc-server\` (bench/grpc: gRPC $(pkg-config --modversion grpc++ 2>/dev/null || echo C++) callback API, \`cmdwire.demo.pb.Demo/Summarize\` generated from the same proto/demo.proto), both answering with \`demo::summarize\` on the same \`Complex\` chain (\`make_sample_proto\`, 216 B) and pinned to CPU 0 (cmdwire-server with one I/O thread; gRPC sizes its own poller threads). Each is driven by its own closed-loop generator pinned to CPU 1 with the same shape, duration and warm-up: \`cmdwire-bench --command PROTO\`, and \`cmdwire-grpc-bench\` with one channel per connection (a local subchannel pool each, so each its own TCP connection) and depth unary calls in flight per channel, no per-call deadline (as ghz \`--connections C --concurrency C×D\`). Every reply is checked against the expected summary. Alternating per round, $rounds rounds; the ratio is the median of same-round ratios."
+    echo
+    echo "$grpc_table"
+    echo
+    echo "$grpc_gen_line"
     echo
   fi
   echo "## Client vs channel"
