@@ -124,8 +124,15 @@ if command -v redis-server >/dev/null; then
   done
 fi
 
-# Server CPU time (user + system, all threads) in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_ticks PID VAR: the process's CPU time (user + system, all threads) in clock ticks, into VAR.
+# Builtins only: forks cost ~20 ms each on this VM, and a run used to spend ~35 of them (0.4 s)
+# on its bookkeeping.
+cpu_ticks() {
+  local stat f
+  read -r stat <"/proc/$1/stat"
+  read -r -a f <<<"${stat##*) }"  # fields after the command name, which may hold spaces
+  printf -v "$2" '%s' $((f[11] + f[12]))
+}
 ticks_per_s=$(getconf CLK_TCK)
 json_field() { grep -o "\"$1\": [^,}]*" "$2" | head -n1 | awk '{ print $2 }' | tr -d '"'; }
 
@@ -192,19 +199,27 @@ run() {
   shift 3
   local pid_var=pid_$server port_var=port_$server
   local before after
-  before=$(cpu_ticks "${!pid_var}")
+  cpu_ticks "${!pid_var}" before
   "${load_pin[@]}" "${loadgen:-$bin/cmdwire-bench}" --connect "127.0.0.1:${!port_var}" --json \
     --duration "$duration" --warmup "$warmup" "$@" >"$tmp/run.json" || true
-  after=$(cpu_ticks "${!pid_var}")
-  local replies
-  replies=$(json_field replies "$tmp/run.json")
-  local cpu_us
-  cpu_us=$(awk -v t=$((after - before)) -v r="${replies:-0}" -v hz="$ticks_per_s" \
-    'BEGIN { printf "%.2f", (r > 0 ? t * 1e6 / hz / r : 0) }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$server" \
-    "$(json_field rps "$tmp/run.json")" "$(json_field mb_per_s "$tmp/run.json")" \
-    "$(json_field p50_us "$tmp/run.json")" "$(json_field p99_us "$tmp/run.json")" "$cpu_us" \
-    "$(json_field errors "$tmp/run.json")" >>"$results"
+  cpu_ticks "${!pid_var}" after
+  # Every field in one awk, each the first `"key": value` as json_field reads it.
+  awk -v round="$round" -v load="$load" -v server="$server" -v t=$((after - before)) \
+    -v hz="$ticks_per_s" '
+    {
+      while (match($0, /"[a-z0-9_]+": [^,}]*/)) {
+        kv = substr($0, RSTART, RLENGTH)
+        $0 = substr($0, RSTART + RLENGTH)
+        k = kv; sub(/": .*/, "", k); sub(/^"/, "", k)
+        v = kv; sub(/^"[^"]*": /, "", v); gsub(/"/, "", v)
+        if (!(k in f)) f[k] = v
+      }
+    }
+    END {
+      r = f["replies"] + 0
+      printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", round, load, server, f["rps"],
+        f["mb_per_s"], f["p50_us"], f["p99_us"], (r > 0 ? t * 1e6 / hz / r : 0), f["errors"]
+    }' "$tmp/run.json" >>"$results"
 }
 
 # The matrix of issue 4: name conns depth payload.
@@ -266,14 +281,21 @@ done
 # the generator, not the server, set the pace.
 grpc_gen_cpu=$tmp/grpc-gen-cpu.tsv  # load server cpu-% of the generator over its whole run
 if ((have_grpc)); then
-  reaped_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }  # our waited-for children
+  gen_c0=0 gen_c1=0
+  # reaped_ticks VAR: CPU ticks of this script's waited-for children (the generators), into VAR.
+  reaped_ticks() {
+    local stat f
+    read -r stat <"/proc/$$/stat"
+    read -r -a f <<<"${stat##*) }"
+    printf -v "$1" '%s' $((f[13] + f[14]))
+  }
   for ((round = 1; round <= rounds; ++round)); do
     for spec in "proto-pipelined 16 32" "proto-latency 1 1"; do
       read -r load conns depth <<<"$spec"
       if ((round % 2)); then order=(cmdwire grpc); else order=(grpc cmdwire); fi
       for server in "${order[@]}"; do
         gen_t0=$EPOCHREALTIME
-        gen_c0=$(reaped_ticks)
+        reaped_ticks gen_c0
         if [[ $server == cmdwire ]]; then
           run "$round" "$load" cmdwire --conns "$conns" --depth "$depth" --command PROTO \
             --payload-size 200
@@ -281,7 +303,8 @@ if ((have_grpc)); then
           loadgen=$bin/cmdwire-grpc-bench run "$round" "$load" grpc --conns "$conns" \
             --depth "$depth" --payload-size 200
         fi
-        awk -v l="$load" -v s="$server" -v d=$(($(reaped_ticks) - gen_c0)) -v hz="$ticks_per_s" \
+        reaped_ticks gen_c1
+        awk -v l="$load" -v s="$server" -v d=$((gen_c1 - gen_c0)) -v hz="$ticks_per_s" \
           -v a="$gen_t0" -v b="$EPOCHREALTIME" \
           'BEGIN { printf "%s\t%s\t%.0f\n", l, s, d / hz / (b - a) * 100 }' >>"$grpc_gen_cpu"
       done
@@ -309,7 +332,8 @@ if ((have_redis)) && command -v redis-benchmark >/dev/null; then
 fi
 
 # ---- the table
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# median: of one number a line. An insertion sort in the awk, as a `sort` process would cost a fork.
+median() { awk '{ for (i = NR - 1; i >= 1 && a[i] + 0 > $1 + 0; --i) a[i + 1] = a[i]; a[i + 1] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # values LOAD SERVER COLUMN: one value per round
 values() { awk -F'\t' -v l="$1" -v s="$2" -v c="$3" '$2 == l && $3 == s { print $c }' "$results"; }
 # ratios LOAD A B COLUMN: A/B per round
