@@ -142,7 +142,9 @@ json_field() { grep -o "\"$1\": [^,}]*" "$2" | head -n1 | awk '{ print $2 }' | t
 # process tree. Kernel threads are left out: under load they mostly carry our own loopback
 # traffic. Summing per process rather than reading /proc/stat keeps that softirq work out too.
 others_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v self=$$ '
+  # A process may end between the glob and its read: cat then fails, which pipefail would make
+  # fatal.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v self=$$ '
     {
       rest = $0
       sub(/^[0-9]+ \(.*\) /, "", rest)  # comm may hold spaces and parentheses
