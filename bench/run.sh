@@ -464,7 +464,7 @@ GNUPLOT
   {
     echo "## Latency vs throughput"
     echo
-    echo "Open loop (\`cmdwire-bench --rate-steps\`): PING at 10 %, 20 % … 100 % of each server's closed-loop maximum (16 conns × 32, measured just before), spread over 16 connections with at most 32 in flight each; ${warmup} s warm-up, then ${latency_step} s per step. Latency counts from each request's intended send time, so a server that falls behind shows its queueing (coordinated omission corrected). The yardstick echoes the bytes of a cmdwire PING frame (\`PING 0\\n\`)."
+    echo "Open loop (\`cmdwire-bench --rate-steps\`): PING at 10 %, 20 % … 100 % of each server's closed-loop maximum (16 conns × 32, measured just before), spread over 16 connections with at most 32 in flight each; ${warmup} s warm-up, then ${latency_step} s per step. Latency counts from each request's intended send time, so a server that falls behind shows its queueing (coordinated omission corrected). The yardstick echoes the bytes of a cmdwire PING frame (\`PING 0\\n\`). Spread-out requests arrive about one per read at the lower rates, while the closed-loop maximum has 32 per read, so per-request system calls (the server's and cmdwire-bench's alike) weigh far more here: the knee can come well below 100 %."
     echo
     ((plotted)) && { echo "![PING p99 latency vs achieved req/s, open loop](bench/latency.png)"; echo; }
     header="| % of max |"
