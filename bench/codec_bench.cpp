@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cmdwire/codec.hpp"
+#include "cmdwire/endpoint.hpp"
 #include "demo/demo_commands.hpp"
 #include "tests/support/cereal_reference.hpp"
 
@@ -101,6 +102,23 @@ void decode_reused(benchmark::State& state) {
   }
 }
 
+/// Decoding PROTO's request as the server does: on a per-thread arena with a kept first block,
+/// reset after each request (endpoint.hpp, detail::request_arena).
+void decode_protobuf_arena(benchmark::State& state) {
+  std::string body;
+  codec<demo::pb::Complex>::encode(sample<demo::pb::Complex>(), encoding::bin, body);
+  cmdwire::detail::request_arena scratch;
+  for (auto _ : state) {
+    auto* value = google::protobuf::Arena::CreateMessage<demo::pb::Complex>(&scratch.arena);
+    if (!codec<demo::pb::Complex>::decode(body, encoding::bin, *value, cmdwire::decode_limits{})) {
+      state.SkipWithError("decode failed");
+      break;
+    }
+    benchmark::DoNotOptimize(value);
+    scratch.arena.Reset();
+  }
+}
+
 /// A number-heavy body, where the JSON guard rewrites every value (issue 14): 64 doubles.
 struct Readings {
   std::vector<double> values;
@@ -169,6 +187,7 @@ BENCHMARK(decode_readings_json)->Name("decode/readings_json");
 BENCHMARK(decode_readings_json_unguarded)->Name("decode/readings_json_unguarded");
 BENCHMARK(decode<demo::pb::Complex, encoding::bin>)->Name("decode/protobuf_bin");
 BENCHMARK(decode_reused<demo::pb::Complex>)->Name("decode/protobuf_bin_reused");
+BENCHMARK(decode_protobuf_arena)->Name("decode/protobuf_bin_arena");
 BENCHMARK(decode<demo::pb::Complex, encoding::json>)->Name("decode/protobuf_json");
 
 }  // namespace
