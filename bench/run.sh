@@ -28,7 +28,7 @@ load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 # redis-benchmark as an independent load generator, gRPC for the PROTO vs gRPC table, ccache for
 # a quicker cold build. Without them those rows are skipped.
 if [[ -z ${BENCH_NO_INSTALL:-} ]]; then
-  scripts/install-deps libbenchmark-dev redis-server redis-tools libgrpc++-dev \
+  scripts/install-deps libbenchmark-dev redis-server redis-tools gnuplot-nox libgrpc++-dev \
     protobuf-compiler-grpc ccache ||
     echo "bench: optional packages could not be installed; their rows are skipped" >&2
 fi
@@ -205,7 +205,8 @@ run() {
   "${load_pin[@]}" "${loadgen:-$bin/cmdwire-bench}" --connect "127.0.0.1:${!port_var}" --json \
     --duration "$duration" --warmup "$warmup" "$@" >"$tmp/run.json" || true
   cpu_ticks "${!pid_var}" after
-  # Every field in one awk, each the first `"key": value` as json_field reads it.
+  # Every field in one awk, each the first `"key": value` as json_field reads it. CPU per request
+  # divides by replies_with_warmup: the CPU ticks span the warm-up too.
   awk -v round="$round" -v load="$load" -v server="$server" -v t=$((after - before)) \
     -v hz="$ticks_per_s" '
     {
@@ -218,7 +219,7 @@ run() {
       }
     }
     END {
-      r = f["replies"] + 0
+      r = f["replies_with_warmup"] + 0
       printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", round, load, server, f["rps"],
         f["mb_per_s"], f["p50_us"], f["p99_us"], (r > 0 ? t * 1e6 / hz / r : 0), f["errors"]
     }' "$tmp/run.json" >>"$results"
@@ -474,9 +475,25 @@ fi
 }
 
 codec=""
+codec_ratios=""
 if ((have_codec_bench)); then
-  codec=$("${load_pin[@]}" "$bin/cmdwire-codec-bench" --benchmark_min_time=0.1 2>/dev/null |
-    awk '/^(encode|decode)\// { printf "| %s | %s %s | %s |\n", $1, $4, $5, $7 }')
+  # Medians of 3 repetitions, CPU time in ns: name ns bytes=N.
+  codec_raw=$("${load_pin[@]}" "$bin/cmdwire-codec-bench" --benchmark_min_time=0.1 \
+    --benchmark_repetitions=3 --benchmark_report_aggregates_only=true 2>/dev/null |
+    awk '/^(encode|decode)\/.*_median / {
+      name = $1; sub(/_median$/, "", name)
+      ns = $4 * ($5 == "us" ? 1000 : ($5 == "ms" ? 1e6 : 1))
+      printf "%s %.1f %s\n", name, ns, ($7 ~ /^bytes=/ ? $7 : "") }')
+  codec=$(awk '{ printf "| %s | %s ns | %s |\n", $1, $2, $3 }' <<<"$codec_raw")
+  codec_ns() { awk -v n="$1" '$1 == n { print $2 }' <<<"$codec_raw"; }
+  codec_ratio() { awk -v a="$(codec_ns "$1")" -v b="$(codec_ns "$2")" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+  enc_ratio=$(codec_ratio encode/cereal_portable_binary_reference encode/cereal_bin)
+  dec_ratio=$(codec_ratio decode/cereal_portable_binary_reference decode/cereal_bin)
+  dec_reused_ratio=$(codec_ratio decode/cereal_portable_binary_reference decode/cereal_bin_reused)
+  codec_ratios="| encode, cmdwire's archive vs cereal's PortableBinaryOutputArchive | $(codec_ns encode/cereal_portable_binary_reference) ns | $(codec_ns encode/cereal_bin) ns | $enc_ratio× | ≥ 4× |
+| decode into a new value vs cereal's PortableBinaryInputArchive | $(codec_ns decode/cereal_portable_binary_reference) ns | $(codec_ns decode/cereal_bin) ns | $dec_ratio× | ≥ 2× |
+| decode into a reused value (as the server does) vs the same | $(codec_ns decode/cereal_portable_binary_reference) ns | $(codec_ns decode/cereal_bin_reused) ns | $dec_reused_ratio× | ≥ 2× |"
+  echo "codec: encode ${enc_ratio}x, decode ${dec_ratio}x (new value), ${dec_reused_ratio}x (reused value) vs cereal's PortableBinary archives"
 fi
 
 idle=""
@@ -579,6 +596,110 @@ if [[ -x $haproxy_bin ]]; then
   fi
 fi
 
+# ==== latency vs throughput (bench/plot) ==== begin ==========================================
+# Open loop (cmdwire-bench --rate-steps) at 10%, 20% ... 100% of each server's closed-loop
+# maximum for PING at 16 conns x 32, measured just before with the same shape: cmdwire-server,
+# the yardstick echoing a cmdwire PING frame's bytes, and redis-server if present. p99 against
+# the achieved req/s goes to a gnuplot PNG next to $out (docs/bench/latency.png) and a section
+# of PERFORMANCE.md. About 7 s per server. BENCH_LATENCY_STEP: seconds per step (0.5).
+latency_step=${BENCH_LATENCY_STEP:-0.5}
+latency_md=$tmp/latency.md
+latency_png=$(dirname "$out")/bench/latency.png
+latency_servers=(cmdwire yardstick)
+((have_redis)) && latency_servers+=(redis)
+declare -A latency_max=()
+for server in "${latency_servers[@]}"; do
+  case $server in
+    cmdwire) latency_args=(--command PING) ;;
+    yardstick) latency_args=(--raw 'PING 0\n' --expect 'PING 0\n') ;;  # the frame cmdwire gets
+    redis) latency_args=(--raw 'PING\r\n' --expect '+PONG\r\n') ;;
+  esac
+  run 0 latency-max "$server" --conns 16 --depth 32 "${latency_args[@]}"
+  max=$(values latency-max "$server" 4 | head -n1)
+  if [[ -z $max ]] || awk -v m="$max" 'BEGIN { exit !(m < 100) }'; then
+    echo "bench: latency vs throughput: no closed-loop maximum for $server; skipped" >&2
+    continue
+  fi
+  latency_max[$server]=$max
+  rates=$(awk -v m="$max" 'BEGIN { for (i = 1; i <= 10; ++i) printf "%s%.0f", (i > 1 ? "," : ""), m * i / 10 }')
+  port_var=port_$server
+  "${load_pin[@]}" "$bin/cmdwire-bench" --connect "127.0.0.1:${!port_var}" --csv --conns 16 \
+    --depth 32 --warmup "$warmup" --duration "$latency_step" --rate-steps "$rates" \
+    "${latency_args[@]}" >"$tmp/latency-$server.csv" 2>/dev/null || true
+  # CSV: step,target_rps,command,requests,ok,errors,...,rps (11),...,p50_us (13),...,p99_us (15)
+  awk -F, '$3 == "total" { print $11, $15, $13, $2, $6, $1 }' "$tmp/latency-$server.csv" \
+    >"$tmp/latency-$server.dat"
+done
+if ((${#latency_max[@]} > 0)); then
+  plotted=0
+  if command -v gnuplot >/dev/null; then
+    mkdir -p "$(dirname "$latency_png")"
+    terminal=png
+    gnuplot -e 'set terminal' 2>&1 | grep -qw pngcairo && terminal=pngcairo
+    plots=()
+    for server in "${latency_servers[@]}"; do
+      [[ -s $tmp/latency-$server.dat ]] || continue
+      case $server in
+        cmdwire) title=cmdwire-server ;;
+        yardstick) title="yardstick (bare Asio echo)" ;;
+        redis) title=redis-server ;;
+      esac
+      plots+=("'$tmp/latency-$server.dat' using 1:2 with linespoints title '$title'")
+    done
+    if gnuplot <<GNUPLOT; then
+set terminal $terminal size 900,540 noenhanced
+set output '$latency_png'
+set title 'PING p99 latency vs throughput (open loop, 16 conns x 32 in flight at most)'
+set xlabel 'achieved req/s'
+set ylabel 'p99 latency (us, from the intended send time)'
+set logscale y
+set grid
+set key top left
+plot $(IFS=,; echo "${plots[*]}")
+GNUPLOT
+      plotted=1
+      echo "bench: wrote $latency_png"
+    else
+      echo "bench: gnuplot failed: no latency plot" >&2
+    fi
+  else
+    echo "bench: gnuplot not found (scripts/install-deps gnuplot-nox): skipping the latency plot" >&2
+  fi
+  {
+    echo "## Latency vs throughput"
+    echo
+    echo "Open loop (\`cmdwire-bench --rate-steps\`): PING at 10 %, 20 % … 100 % of each server's closed-loop maximum (16 conns × 32, measured just before), spread over 16 connections with at most 32 in flight each; ${warmup} s warm-up, then ${latency_step} s per step. Latency counts from each request's intended send time, so a server that falls behind shows its queueing (coordinated omission corrected). The yardstick echoes the bytes of a cmdwire PING frame (\`PING 0\\n\`). Spread-out requests arrive about one per read at the lower rates, while the closed-loop maximum has 32 per read, so per-request system calls (the server's and cmdwire-bench's alike) weigh far more here: the knee can come well below 100 %."
+    echo
+    ((plotted)) && { echo "![PING p99 latency vs achieved req/s, open loop](bench/latency.png)"; echo; }
+    header="| % of max |"
+    rule="|---|"
+    for server in "${latency_servers[@]}"; do
+      [[ -n ${latency_max[$server]:-} ]] || continue
+      header+=" $server req/s (p50 / p99 µs) |"
+      rule+="---|"
+    done
+    echo "$header"
+    echo "$rule"
+    for i in $(seq 10); do
+      line="| $((i * 10)) % |"
+      for server in "${latency_servers[@]}"; do
+        [[ -n ${latency_max[$server]:-} ]] || continue
+        line+=$(awk -v i="$i" 'NR == i { printf " %.0f (%.0f / %.0f)%s |", $1, $3, $2, ($5 > 0 ? ", " $5 " errors" : "") }' \
+          "$tmp/latency-$server.dat")
+      done
+      echo "$line"
+    done
+    echo
+    printf 'Closed-loop maxima (req/s):'
+    for server in "${latency_servers[@]}"; do
+      [[ -n ${latency_max[$server]:-} ]] && printf ' %s %.0f;' "$server" "${latency_max[$server]}"
+    done
+    echo
+  } >"$latency_md"
+  cat "$latency_md"
+fi
+# ==== latency vs throughput (bench/plot) ==== end ============================================
+
 # ---- machine state after the runs, and whether anything else used the CPU while they went on.
 runs_ticks1=$(others_ticks)
 runs_seconds=$(awk -v a="$runs_t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
@@ -673,6 +794,10 @@ git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" 
     echo "$haproxy_table"
     echo
   fi
+  if [[ -s $tmp/latency.md ]]; then  # the latency vs throughput block
+    cat "$tmp/latency.md"
+    echo
+  fi
   echo "## Memory per idle connection"
   echo
   echo "\`bench/idle_memory.sh\`: 10,000 connections each send one request, then stay open silent; server RSS growth ÷ 10,000 (target ≤ 16 KiB)."
@@ -692,7 +817,11 @@ git diff --quiet HEAD -- src include bench server demo 2>/dev/null || commit+=" 
     echo
     echo "## Codecs (Google Benchmark, bench/codec_bench.cpp)"
     echo
-    echo "The STRUCT/PROTO demo payload, 3 levels deep (the typed load's ~200 B)."
+    echo "The STRUCT/PROTO demo payload, 3 levels deep (the typed load's ~200 B); CPU time, median of 3 repetitions, load pinned to CPU 1. \`*_reference\` runs cereal's own PortableBinary archives (through a std::ostream/istream on the same reused buffers, decode guarded as cmdwire used to); \`cereal_bin\` is cmdwire's archive producing the same bytes (include/cmdwire/detail/binary_archive.hpp)."
+    echo
+    echo "| cereal binary, same value | cereal | cmdwire | speed-up | target |"
+    echo "|---|---|---|---|---|"
+    echo "$codec_ratios"
     echo
     echo "| benchmark | CPU time | bytes |"
     echo "|---|---|---|"

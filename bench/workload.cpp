@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 #include "demo/demo_commands.hpp"
 
 namespace cmdwire::bench {
@@ -11,6 +13,10 @@ namespace {
 
 // Deep enough for any sensible --payload-size, far below the server's decode depth limit.
 constexpr std::uint32_t max_sample_depth = 150;
+
+// A mix's cycle is sum(weights) long and every connection walks it: keep it small.
+constexpr unsigned max_mix_weight = 1000;
+constexpr std::size_t max_mix_commands = 64;
 
 error bad_option(std::string message) {
   return error{make_error_code(errc::bad_request), std::move(message)};
@@ -47,6 +53,7 @@ result<workload> make_command_workload(std::string_view command, wire::encoding 
     return bad_option(fmt::format("'{}' is not a valid command name", command));
   }
   workload w;
+  w.name = std::string(command);
   w.limits.max_body = std::max<std::size_t>(w.limits.max_body, 2 * payload_size + 4096);
   std::string body;
   if (command == demo::Echo::name) {
@@ -96,6 +103,7 @@ result<workload> make_command_workload(std::string_view command, wire::encoding 
 
 workload make_echo_workload(std::size_t payload_size) {
   workload w;
+  w.name = "raw-echo";
   w.kind = framing::raw;
   w.request = make_payload(payload_size);
   w.expected = w.request;
@@ -112,11 +120,68 @@ result<workload> make_raw_workload(std::string_view request, std::string_view ex
     return bad_option("--raw and --expect need at least one byte each");
   }
   workload w;
+  w.name = "raw";
   w.kind = framing::raw;
   w.request = std::move(*req);
   w.expected = std::move(*exp);
   w.payload_size = w.request.size();
   return w;
+}
+
+result<std::vector<mix_entry>> parse_mix(std::string_view text) {
+  std::vector<mix_entry> mix;
+  while (!text.empty()) {
+    const std::size_t comma = text.find(',');
+    const std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    const std::size_t colon = item.find(':');
+    mix_entry entry;
+    entry.command = std::string(item.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      const std::string_view w = item.substr(colon + 1);
+      const auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), entry.weight);
+      if (ec != std::errc() || end != w.data() + w.size() || entry.weight == 0 ||
+          entry.weight > max_mix_weight) {
+        return bad_option(fmt::format("--mix: weight '{}' of {} is not a number from 1 to {}", w,
+                                      entry.command, max_mix_weight));
+      }
+    }
+    if (!wire::valid_command_name(entry.command)) {
+      return bad_option(fmt::format("--mix: '{}' is not a valid command name", entry.command));
+    }
+    for (const auto& seen : mix) {
+      if (seen.command == entry.command) {
+        return bad_option(fmt::format("--mix: {} appears twice", entry.command));
+      }
+    }
+    mix.push_back(std::move(entry));
+    if (comma != std::string_view::npos && text.empty()) {
+      return bad_option("--mix: a command is missing after the last comma");
+    }
+  }
+  if (mix.empty()) return bad_option("--mix needs at least one COMMAND[:WEIGHT]");
+  if (mix.size() > max_mix_commands) {
+    return bad_option(fmt::format("--mix: at most {} commands", max_mix_commands));
+  }
+  return mix;
+}
+
+std::vector<std::uint16_t> weighted_cycle(const std::vector<unsigned>& weights) {
+  long total = 0;
+  for (unsigned w : weights) total += w;
+  std::vector<long> current(weights.size(), 0);
+  std::vector<std::uint16_t> cycle;
+  cycle.reserve(static_cast<std::size_t>(total));
+  for (long n = 0; n < total; ++n) {
+    std::size_t best = 0;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      current[i] += weights[i];
+      if (current[i] > current[best]) best = i;
+    }
+    current[best] -= total;
+    cycle.push_back(static_cast<std::uint16_t>(best));
+  }
+  return cycle;
 }
 
 result<std::string> unescape(std::string_view text) {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cmdwire/error.hpp"
 #include "cmdwire/wire.hpp"
@@ -18,6 +20,7 @@ enum class framing {
 };
 
 struct workload {
+  std::string name;  ///< the command, or "raw" / "raw-echo": how reports name this workload
   framing kind = framing::cmdwire;
   std::string request;     ///< one whole request frame, sent as is.
   std::string expected;    ///< cmdwire: the reply body; raw: the whole reply.
@@ -54,6 +57,21 @@ struct workload_options {
 
 /// `--raw REQUEST --expect REPLY`, both with C escapes (\r \n \t \0 \\ \" \xHH).
 [[nodiscard]] result<workload> make_raw_workload(std::string_view request, std::string_view expect);
+
+/// One command of `--mix` and its share of the requests.
+struct mix_entry {
+  std::string command;
+  unsigned weight = 1;
+};
+
+/// Parses `--mix PING:8,STRUCT:2`: comma-separated `COMMAND[:WEIGHT]`, weight 1..1000 (1 when
+/// absent), each command once.
+[[nodiscard]] result<std::vector<mix_entry>> parse_mix(std::string_view text);
+
+/// The order in which a mix's commands are sent: one cycle of sum(weights) indices into
+/// `weights`, index i appearing weights[i] times and spread evenly (smooth weighted round
+/// robin, as nginx balances upstreams). Deterministic: the same weights give the same cycle.
+[[nodiscard]] std::vector<std::uint16_t> weighted_cycle(const std::vector<unsigned>& weights);
 
 /// Decodes C escapes; fails on a dangling backslash or a bad \x sequence.
 [[nodiscard]] result<std::string> unescape(std::string_view text);

@@ -65,6 +65,8 @@ struct Struct {
       "the s of each level joined with /";
   using request = ComplexData;
   using response = Summary;
+  // ComplexData::serialize names every member, so a decoded request overwrites all of it.
+  static constexpr bool reuse_request = true;
 };
 
 struct Proto {

@@ -108,8 +108,7 @@ asio::awaitable<std::optional<std::size_t>> session::answer_buffered() {
       co_await fail_and_close(head.error, head.detail);
       co_return std::nullopt;
     }
-    const auto found = handlers_.find(head.value.name);
-    const handler_entry* entry = found == handlers_.end() ? nullptr : &found->second;
+    const handler_entry* entry = find_handler(head.value.name);
     const wire::request_parse parsed = wire::parse_request_body(
         data, head, entry != nullptr ? entry->rule() : wire::body_rule::framed, opt_.limits);
     if (parsed.state == wire::status::need_more) co_return parsed.need;
@@ -124,6 +123,18 @@ asio::awaitable<std::optional<std::size_t>> session::answer_buffered() {
     if (answer_now(entry, parsed.value)) continue;
     if (!co_await dispatch(entry, parsed.value)) co_return std::nullopt;
   }
+}
+
+const handler_entry* session::find_handler(std::string_view name) {
+  // Pipelined clients mostly repeat one command: comparing a few bytes with the last name
+  // found skips hashing it. The map is fixed while the endpoint runs, so its keys and entries
+  // stay where they are.
+  if (last_entry_ != nullptr && name == last_name_) return last_entry_;
+  const auto found = handlers_.find(name);
+  if (found == handlers_.end()) return nullptr;
+  last_name_ = found->first;
+  last_entry_ = &found->second;
+  return last_entry_;
 }
 
 bool session::answer_now(const handler_entry* entry, const wire::request& req) {

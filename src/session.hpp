@@ -92,6 +92,8 @@ class session final : public stream {
   /// Every complete request already buffered; returns the bytes needed for the next one, or
   /// nothing when the session is over.
   asio::awaitable<std::optional<std::size_t>> answer_buffered();
+  /// The handler registered under `name`, or null.
+  const handler_entry* find_handler(std::string_view name);
   /// Answers a request that needs no waiting (a sync handler, an unknown command) at once;
   /// false if it must go through dispatch().
   bool answer_now(const handler_entry* entry, const wire::request& req);
@@ -129,6 +131,8 @@ class session final : public stream {
 
   endpoint_state& state_;
   const handler_map& handlers_;
+  std::string_view last_name_;                 ///< key of the handler found last (in handlers_)
+  const handler_entry* last_entry_ = nullptr;  ///< its entry, or null before the first
   const endpoint_options& opt_;
   worker& home_;
   connection conn_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -27,8 +28,18 @@ constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 constexpr bool is_alpha(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
+// A table, not a chain of compares: every byte of every command name passes through here.
+inline constexpr std::array<bool, 256> name_char_table = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0; c < 256; ++c) {
+    const char ch = static_cast<char>(c);
+    table[static_cast<std::size_t>(c)] = is_alpha(ch) || is_digit(ch) || ch == '_' || ch == '-' ||
+                                         ch == '.' || ch == ':' || ch == '/';
+  }
+  return table;
+}();
 constexpr bool is_name_char(char c) noexcept {
-  return is_alpha(c) || is_digit(c) || c == '_' || c == '-' || c == '.' || c == ':' || c == '/';
+  return name_char_table[static_cast<unsigned char>(c)];
 }
 constexpr bool is_key_char(char c) noexcept {
   return is_alpha(c) || is_digit(c) || c == '_' || c == '-';

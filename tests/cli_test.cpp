@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 #include <cereal/types/string.hpp>
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "cmdwire/detail/rapidjson.hpp"
 #include "support/process.hpp"
 #include "support/test_server.hpp"
 
@@ -397,6 +400,15 @@ TEST_CASE("a usage error exits 2 in every binary, with the valid words for an en
   cases.push_back({bin_path("cmdwire-bench"), "--no-such-option"});
   cases.push_back({bin_path("cmdwire-caller-bench"), "--no-such-option"});
   cases.push_back({bin_path("cmdwire-baseline-echo"), "--no-such-option"});
+  const std::string bench = bin_path("cmdwire-bench");
+  cases.push_back({bench, "--rate", "0"});
+  cases.push_back({bench, "--rate", "100", "--rate-steps", "1,2"});
+  cases.push_back({bench, "--rate-steps", "5:1:1"});
+  cases.push_back({bench, "--rate-steps", "10,,20"});
+  cases.push_back({bench, "--mix", "PING:0"});
+  cases.push_back({bench, "--mix", "PING,PING"});
+  cases.push_back({bench, "--mix", "PING", "--command", "ECHO"});
+  cases.push_back({bench, "--csv", "--json"});
 #endif
   for (const auto& argv : cases) {
     const auto r = cmdwire::test::run(argv);
@@ -406,6 +418,207 @@ TEST_CASE("a usage error exits 2 in every binary, with the valid words for an en
   const auto words = cmdwire::test::run({bin_path("cmdwire-server"), "--log-format", "xml"});
   CHECK((contains(words.err, "text") && contains(words.err, "json")));
 }
+
+#ifdef CMDWIRE_TEST_BENCH
+namespace {
+
+namespace rj = cmdwire::detail::rj;
+
+/// Runs `cmdwire-bench args...`; stdout and stderr apart.
+run_result bench_cli(std::vector<std::string> args) {
+  args.insert(args.begin(), bin_path("cmdwire-bench"));
+  run_result r = cmdwire::test::run(args);
+  std::string command;
+  for (const auto& a : args) command += " " + a;
+  UNSCOPED_INFO("$" << command << "\nexit " << r.exit_code << "\nstdout:\n"
+                    << r.out << "\nstderr:\n"
+                    << r.err);
+  return r;
+}
+
+/// The one JSON object cmdwire-bench --json prints.
+rj::Document bench_json(const std::string& out) {
+  rj::Document doc;
+  doc.Parse(out.c_str());
+  REQUIRE_FALSE(doc.HasParseError());
+  REQUIRE(doc.IsObject());
+  return doc;
+}
+
+std::uint64_t u64(const rj::Value& object, const char* key) {
+  REQUIRE(object.HasMember(key));
+  REQUIRE(object[key].IsUint64());
+  return object[key].GetUint64();
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on: bound (so the kernel picked a free one)
+/// and closed again.
+std::uint16_t closed_port() {
+  boost::asio::io_context ctx;
+  boost::asio::ip::tcp::acceptor acceptor(
+      ctx, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  return acceptor.local_endpoint().port();
+}
+
+std::vector<std::string> split(const std::string& line, char sep) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(line);
+  while (std::getline(in, part, sep)) parts.push_back(part);
+  if (!line.empty() && line.back() == sep) parts.emplace_back();
+  return parts;
+}
+
+}  // namespace
+
+TEST_CASE("cmdwire-bench exits 3 at once when nothing listens", "[cli][bench]") {
+  const std::string addr = "127.0.0.1:" + std::to_string(closed_port());
+  const auto began = std::chrono::steady_clock::now();
+  // A run that would take 30 s if it waited for its duration before giving up.
+  const auto r = bench_cli({"--connect", addr, "--command", "PING", "--conns", "4", "--duration",
+                            "30", "--warmup", "0"});
+  const auto took = std::chrono::steady_clock::now() - began;
+  CHECK(r.exit_code == 3);
+  CHECK(r.err == "cmdwire-bench: cannot connect to " + addr + ": Connection refused\n");
+  CHECK(r.out.empty());
+  CHECK(took < std::chrono::seconds(10));
+}
+
+TEST_CASE("cmdwire-bench --rate sends at that rate, not as fast as it can", "[cli][bench]") {
+  child_process server({bin_path("cmdwire-server"), "--listen", "127.0.0.1:0", "--threads", "1",
+                        "--log-level", "warn"});
+  const auto line = server.read_line();
+  REQUIRE(line.has_value());
+  const std::string prefix = "cmdwire-server listening on ";
+  REQUIRE(line->starts_with(prefix));
+  const std::string addr = line->substr(prefix.size());
+
+  // 2,000 req/s for 1 s: a closed loop at 4 x 8 would answer well over 10,000.
+  const auto r = bench_cli({"--connect", addr, "--command", "PING", "--rate", "2000", "--conns",
+                            "4", "--depth", "8", "--duration", "1", "--warmup", "0.2", "--json"});
+  CHECK(r.exit_code == 0);
+  const auto doc = bench_json(r.out);
+  CHECK(std::string(doc["mode"].GetString()) == "open");
+  const std::uint64_t requests = u64(doc, "requests");
+  const double seconds = doc["seconds"].GetDouble();
+  const double expected = 2000 * seconds;
+  CHECK(static_cast<double>(requests) >= 0.5 * expected);
+  CHECK(static_cast<double>(requests) <= 1.1 * expected);
+  // requests and replies count the same measured window; the warm-up only in its own field.
+  CHECK(u64(doc, "replies") == requests);
+  CHECK(u64(doc, "replies_with_warmup") > requests);
+  CHECK(u64(doc, "errors") == 0);
+  CHECK(doc["p99_us"].GetDouble() > 0);
+  CHECK(doc["p9999_us"].GetDouble() >= doc["p99_us"].GetDouble());
+  CHECK(doc["max_us"].GetDouble() >= doc["p9999_us"].GetDouble());
+
+  server.signal(SIGTERM);
+  CHECK(server.wait().exit_code == 0);
+}
+
+TEST_CASE("cmdwire-bench --mix reports each command and a total that is their sum",
+          "[cli][bench]") {
+  test_server server;
+  const auto r = bench_cli({"--connect", server.address(), "--mix", "PING:1,ECHO:1", "--conns", "2",
+                            "--depth", "4", "--duration", "0.3", "--warmup", "0", "--json"});
+  CHECK(r.exit_code == 0);
+  const auto doc = bench_json(r.out);
+  REQUIRE(doc["commands"].IsArray());
+  REQUIRE(doc["commands"].Size() == 2);
+  std::uint64_t sum = 0;
+  std::vector<std::string> names;
+  for (const auto& c : doc["commands"].GetArray()) {
+    names.emplace_back(c["command"].GetString());
+    CHECK(u64(c, "requests") > 0);
+    CHECK(u64(c, "errors") == 0);
+    sum += u64(c, "requests");
+  }
+  CHECK(names == std::vector<std::string>{"PING", "ECHO"});
+  CHECK(u64(doc, "requests") == sum);
+  CHECK(u64(doc, "errors") == 0);
+  // Equal weights: each connection alternates, so the counts differ by at most what was in
+  // flight when the window closed.
+  const auto ping = u64(doc["commands"][0], "requests");
+  const auto echo = u64(doc["commands"][1], "requests");
+  CHECK((ping > echo ? ping - echo : echo - ping) <= 2 * 4);
+}
+
+TEST_CASE("cmdwire-bench --csv prints a header and one row per command and step", "[cli][bench]") {
+  test_server server;
+  const std::string header =
+      "step,target_rps,command,requests,ok,errors,wrong_replies,connection_errors,error_codes,"
+      "seconds,rps,mb_per_s,p50_us,p90_us,p99_us,p999_us,p9999_us,max_us";
+  const std::size_t columns = split(header, ',').size();
+
+  SECTION("closed loop: the command and the total") {
+    const auto r = bench_cli({"--connect", server.address(), "--command", "PING", "--duration",
+                              "0.2", "--warmup", "0", "--csv"});
+    CHECK(r.exit_code == 0);
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0] == header);
+    const auto ping = split(lines[1], ',');
+    const auto total = split(lines[2], ',');
+    REQUIRE(ping.size() == columns);
+    REQUIRE(total.size() == columns);
+    CHECK(ping[0] == "1");
+    CHECK(ping[1] == "0");  // closed loop: no target rate
+    CHECK(ping[2] == "PING");
+    CHECK(total[2] == "total");
+    CHECK(std::stoull(total[3]) > 0);
+    CHECK(total[3] == ping[3]);
+    CHECK(total[5] == "0");
+  }
+  SECTION("--rate-steps: the rows of each step, with its target rate") {
+    const auto r = bench_cli({"--connect", server.address(), "--command", "PING", "--rate-steps",
+                              "500:1000:500", "--conns", "2", "--depth", "4", "--duration", "0.3",
+                              "--warmup", "0", "--csv"});
+    CHECK(r.exit_code == 0);
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 5);
+    CHECK(lines[0] == header);
+    const std::vector<std::pair<std::string, std::string>> want{
+        {"1", "500"}, {"1", "500"}, {"2", "1000"}, {"2", "1000"}};
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+      const auto cells = split(lines[i], ',');
+      REQUIRE(cells.size() == columns);
+      CHECK(cells[0] == want[i - 1].first);
+      CHECK(cells[1] == want[i - 1].second);
+      CHECK(cells[2] == (i % 2 ? "PING" : "total"));
+    }
+    // The second step asked for twice the rate of the first, and got more.
+    CHECK(std::stoull(split(lines[4], ',')[3]) > std::stoull(split(lines[2], ',')[3]));
+  }
+}
+
+TEST_CASE("cmdwire-bench counts error replies by their ERR code", "[cli][bench]") {
+  test_server server;
+  // NOPE is no command of the server: every request is answered `ERR unknown-command`.
+  SECTION("json") {
+    const auto r = bench_cli({"--connect", server.address(), "--command", "NOPE", "--depth", "4",
+                              "--duration", "0.2", "--warmup", "0", "--json"});
+    CHECK(r.exit_code == 1);
+    const auto doc = bench_json(r.out);
+    const std::uint64_t requests = u64(doc, "requests");
+    CHECK(requests > 0);
+    REQUIRE(doc["error_codes"].IsObject());
+    CHECK(doc["error_codes"].MemberCount() == 1);
+    CHECK(u64(doc["error_codes"], "unknown-command") == requests);
+    CHECK(u64(doc, "errors") == requests);
+    CHECK(u64(doc, "ok") == 0);
+    CHECK(u64(doc, "wrong_replies") == 0);
+    CHECK(u64(doc, "connection_errors") == 0);
+    CHECK(contains(doc["first_error"].GetString(), "ERR unknown-command to NOPE"));
+  }
+  SECTION("text, in a mix: only the unknown command's errors") {
+    const auto r = bench_cli({"--connect", server.address(), "--mix", "PING:3,NOPE:1", "--duration",
+                              "0.2", "--warmup", "0"});
+    CHECK(r.exit_code == 1);
+    CHECK(contains(r.out, "unknown-command="));
+    CHECK(contains(r.out, "wrong reply 0  connection 0"));
+  }
+}
+#endif  // CMDWIRE_TEST_BENCH
 
 namespace {
 

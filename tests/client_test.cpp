@@ -55,6 +55,39 @@ TEST_CASE("typed calls of every demo command", "[client]") {
   CHECK(proto->names() == "level0/level1/level2/level3");
 }
 
+// The server decodes STRUCT (reuse_request) and PROTO (arena) requests into storage it keeps per
+// worker thread: nothing of one request may show through in the next, whatever their shapes.
+TEST_CASE("typed requests decoded into reused storage carry nothing over", "[client][reuse]") {
+  cmdwire::endpoint_options options;
+  options.threads = 1;  // every request on the one worker, so they all share its storage
+  test_server server(options);
+  auto c = connect(server);
+  const cmdwire::call_options json{.enc = cmdwire::wire::encoding::json};
+  struct step {
+    std::uint32_t depth;
+    std::size_t bytes;
+    bool as_json;
+  };
+  for (const step& st : {step{5, 40, false}, step{1, 0, false}, step{3, 2, true}, step{0, 0, false},
+                         step{4, 1, false}, step{2, 9, true}, step{1, 3, false}}) {
+    CAPTURE(st.depth, st.bytes, st.as_json);
+    const cmdwire::call_options opt = st.as_json ? json : cmdwire::call_options{};
+    const demo::ComplexData value = demo::make_sample(st.depth, st.bytes);
+    const auto s = c.call<demo::Struct>(value, opt);
+    REQUIRE(s.has_value());
+    CHECK(*s == demo::summarize(value));
+    const demo::pb::Complex message = demo::make_sample_proto(st.depth, st.bytes);
+    const auto p = c.call<demo::Proto>(message, opt);
+    REQUIRE(p.has_value());
+    CHECK(p->SerializeAsString() == demo::summarize(message).SerializeAsString());
+  }
+  // JSON leaves absent fields at their defaults, not at the previous request's values.
+  REQUIRE(c.call<demo::Struct>(demo::make_sample(3, 5)).has_value());
+  const auto empty = c.call_raw("STRUCT", R"({"s":"only"})", json);
+  REQUIRE(empty.has_value());
+  CHECK(*empty == R"({"depth":1,"entries":0,"bytes":0,"names":"only"})");
+}
+
 TEST_CASE("line-form call", "[client]") {
   test_server server;
   auto c = connect(server);

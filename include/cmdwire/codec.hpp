@@ -3,7 +3,6 @@
 #pragma once
 
 #include <google/protobuf/message.h>
-#include <cereal/archives/portable_binary.hpp>
 #include <concepts>
 #include <cstddef>
 #include <string>
@@ -11,10 +10,9 @@
 #include <system_error>
 #include <type_traits>
 
-#include "cmdwire/detail/cereal_guard.hpp"
+#include "cmdwire/detail/binary_archive.hpp"
 #include "cmdwire/detail/json_archive.hpp"
 #include "cmdwire/detail/json_guard.hpp"
-#include "cmdwire/detail/streams.hpp"
 #include "cmdwire/error.hpp"
 #include "cmdwire/wire.hpp"
 
@@ -47,8 +45,8 @@ concept protobuf_message = std::derived_from<T, google::protobuf::Message>;
 template <class T>
 concept cereal_serializable =
     !protobuf_message<T> &&
-    cereal::traits::is_output_serializable<T, cereal::PortableBinaryOutputArchive>::value &&
-    cereal::traits::is_input_serializable<T, cereal::PortableBinaryInputArchive>::value &&
+    cereal::traits::is_output_serializable<T, detail::binary_output_archive>::value &&
+    cereal::traits::is_input_serializable<T, detail::binary_input_archive>::value &&
     std::is_default_constructible_v<T>;
 
 /// Codec<T>: `encode(value, enc, out)` appends the body to `out`; `decode(body, enc, value,
@@ -111,7 +109,8 @@ struct codec<T> {
   }
 };
 
-/// cereal types: binary is cereal's portable binary archive; JSON is cmdwire's own mapping
+/// cereal types: binary is the bytes of cereal's portable binary archive (written and read by
+/// cmdwire's own archives, detail/binary_archive.hpp); JSON is cmdwire's own mapping
 /// (detail/json_archive.hpp, PROTOCOL.md §6): maps with string keys as objects, null for an
 /// empty pointer, absent fields left at the value they have in `v` (callers decode into a
 /// default-constructed value), unknown fields and mistyped values refused by their path.
@@ -119,9 +118,7 @@ template <cereal_serializable T>
 struct codec<T> {
   static void encode(const T& v, wire::encoding enc, std::string& out) {
     if (enc == wire::encoding::bin) {
-      detail::string_appender sink(out);
-      std::ostream os(&sink);
-      cereal::PortableBinaryOutputArchive ar(os);
+      detail::binary_output_archive ar(out);
       ar(v);
     } else {
       detail::json_output_archive ar(out);
@@ -133,12 +130,7 @@ struct codec<T> {
                              const decode_limits& lim) {
     try {
       if (enc == wire::encoding::bin) {
-        detail::view_source src(body);
-        std::istream is(&src);
-        detail::cereal_guard guard(lim.max_depth, &src);
-        cereal::PortableBinaryInputArchive ar(is);
-        ar(v);
-        if (src.remaining() != 0) return detail::decode_failure("trailing bytes after the value");
+        detail::load_portable_binary(body, lim.max_depth, v);
       } else {
         // The guard bounds the nesting (and so the archive's recursion) and copies the body,
         // rewriting every number that rapidjson's strtod would otherwise get (json_guard.hpp).
@@ -148,8 +140,6 @@ struct codec<T> {
         detail::json_input_archive ar(guarded);
         ar(v);
       }
-    } catch (const detail::cereal_guard::violation& e) {
-      return detail::decode_failure(e.what());
     } catch (const std::exception& e) {
       return detail::decode_failure(e.what());
     }

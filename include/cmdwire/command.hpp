@@ -33,6 +33,24 @@ inline constexpr bool is_line_command = [] {
   }
 }();
 
+/// Whether a server may decode this command's requests into one object per thread, kept from
+/// request to request, instead of a new one each time (so containers keep their memory, and a
+/// request like the last one allocates nothing to decode). Protobuf requests are decoded on a
+/// per-thread arena that is reset after each request, unless the descriptor says
+/// `static constexpr bool reuse_request = false`. A cereal request type is reused only when the
+/// descriptor says `static constexpr bool reuse_request = true`, which is right when `serialize`
+/// names every member (a member it leaves out would keep the previous request's value). Only
+/// synchronous handlers reuse; JSON bodies always decode into a new object, since absent fields
+/// keep the value they have.
+template <class C>
+inline constexpr bool reuses_request = [] {
+  if constexpr (requires { C::reuse_request; }) {
+    return static_cast<bool>(C::reuse_request);
+  } else {
+    return protobuf_message<typename C::request>;
+  }
+}();
+
 /// True for commands that declare `static constexpr bool idempotent = true`.
 template <class C>
 inline constexpr bool is_idempotent_command = [] {

@@ -350,6 +350,23 @@ class endpoint {
 };
 
 namespace detail {
+/// Bodies larger than this are decoded into a reused request object once, which is then
+/// reset, so each thread keeps at most about this much per command between requests.
+inline constexpr std::size_t reused_request_max_body = 64 * 1024;
+
+/// A protobuf arena for decoding one request at a time on one thread, with a first block of its
+/// own that Reset() keeps.
+struct request_arena {
+  static constexpr std::size_t block_size = 8 * 1024;
+  alignas(std::max_align_t) char block[block_size];
+  google::protobuf::Arena arena{[this] {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = block_size;
+    return options;
+  }()};
+};
+
 /// Calls a typed handler with the request, and the call's context if it takes one.
 template <class F, class Req>
 decltype(auto) invoke_handler(F& fn, const Req& req, const request_context& rc) {
@@ -371,8 +388,8 @@ raw_handler endpoint::make_sync_handler(F fn, decode_limits limits) {
   using returned = detail::handler_result_t<F, request_t>;
   static_assert(detail::handler_return<returned, response_t>,
                 "handler must return C::response or cmdwire::result<C::response>");
-  return [fn = std::move(fn), limits](const request_context& rc, reply_writer& w) mutable {
-    request_t req{};
+  auto serve = [fn = std::move(fn), limits](request_t& req, const request_context& rc,
+                                            reply_writer& w) mutable {
     if (auto decoded = codec<request_t>::decode(rc.body, rc.enc, req, limits); !decoded) {
       w.fail(errc::bad_body, std::move(decoded.error().message));
       return;
@@ -383,6 +400,36 @@ raw_handler endpoint::make_sync_handler(F fn, decode_limits limits) {
       encode_reply<response_t>(detail::invoke_handler(fn, req, rc), rc, w);
     }
   };
+  if constexpr (reuses_request<C> && protobuf_message<request_t>) {
+    return [serve = std::move(serve)](const request_context& rc, reply_writer& w) mutable {
+      // The message lives on a per-thread arena whose first block is kept, so decoding it
+      // (strings, map entries, sub-messages) allocates nothing until a request outgrows the
+      // block; Reset() then frees what was added beyond it.
+      thread_local detail::request_arena scratch;
+      auto* req = google::protobuf::Arena::CreateMessage<request_t>(&scratch.arena);
+      serve(*req, rc, w);
+      scratch.arena.Reset();
+    };
+  } else if constexpr (reuses_request<C>) {
+    return [serve = std::move(serve)](const request_context& rc, reply_writer& w) mutable {
+      if (rc.enc != wire::encoding::bin && !protobuf_message<request_t>) {
+        request_t req{};
+        serve(req, rc, w);
+        return;
+      }
+      // One per thread and handler: a synchronous handler finishes before its thread takes
+      // the next request, so no two calls ever share it.
+      thread_local request_t reused{};
+      serve(reused, rc, w);
+      // A rare large request should not pin its memory to the thread for good.
+      if (rc.body.size() > detail::reused_request_max_body) reused = request_t{};
+    };
+  } else {
+    return [serve = std::move(serve)](const request_context& rc, reply_writer& w) mutable {
+      request_t req{};
+      serve(req, rc, w);
+    };
+  }
 }
 
 template <command C, class F>
