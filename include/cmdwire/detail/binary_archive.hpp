@@ -140,6 +140,7 @@ class binary_output_archive
   void save_bytes(const void* data, std::size_t n) {
     // The string is grown ahead in steps and written through a plain pointer; a primitive is
     // then one compare and one fixed-size store, where string::append is a call per value.
+    if (n == 0) return;  // an empty container's data() may be null, which memcpy must not get
     if (n > out_.size() - used_) grow(n);
     char* at = out_.data() + used_;
     std::memcpy(at, data, n);
@@ -209,8 +210,10 @@ class basic_binary_input_archive
 
   template <std::size_t Size>
   void load_bytes(void* data, std::size_t n) {
-    if (n > remaining()) [[unlikely]]
+    if (n > remaining()) [[unlikely]] {
       throw_short(n);
+    }
+    if (n == 0) return;  // an empty container's data() may be null, which memcpy must not get
     std::memcpy(data, next_, n);
     next_ += n;
     if constexpr (Size > 1 && (BigEndianBody != (std::endian::native == std::endian::big))) {
