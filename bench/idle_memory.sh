@@ -46,7 +46,7 @@ measure() {
   local before after
   before=$(rss_kib "$server_pid")
   "$bin/cmdwire-bench" --connect "127.0.0.1:$server_port" "$@" --idle --conns "$conns" \
-    --duration 3 >"$tmp/$name.idle" &
+    --duration 1 >"$tmp/$name.idle" &
   local load=$!
   for _ in $(seq 600); do
     if grep -q '^idle:' "$tmp/$name.idle"; then break; fi
