@@ -469,7 +469,7 @@ if [[ -n $before ]]; then
     echo
     echo "| load | after ÷ yardstick | before ÷ yardstick | after ÷ before | server CPU µs/req after / before |"
     echo "|---|---|---|---|---|"
-    for load in latency many pipelined bulk typed; do
+    for load in latency many pipelined echo283 bulk typed; do
       col=4
       [[ $load == bulk ]] && col=5
       printf '| %s | %.2f | %.2f | %.2f | %.2f / %.2f |\n' "$load" \
@@ -516,7 +516,7 @@ fi
 codec=""
 if ((have_codec_bench)); then
   # Medians of 3 repetitions, CPU time in ns: name ns bytes=N.
-  codec_raw=$("${load_pin[@]}" "$bin/cmdwire-codec-bench" --benchmark_min_time=0.1 \
+  codec_raw=$("${load_pin[@]}" "$bin/cmdwire-codec-bench" --benchmark_min_time=0.05 \
     --benchmark_repetitions=3 --benchmark_report_aggregates_only=true 2>/dev/null |
     awk '/^(encode|decode)\/.*_median / {
       name = $1; sub(/_median$/, "", name)

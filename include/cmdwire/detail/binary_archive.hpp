@@ -140,7 +140,6 @@ class binary_output_archive
   void save_bytes(const void* data, std::size_t n) {
     // The string is grown ahead in steps and written through a plain pointer; a primitive is
     // then one compare and one fixed-size store, where string::append is a call per value.
-    if (n == 0) return;  // an empty container's data() may be null, which memcpy must not get
     if (n > out_.size() - used_) grow(n);
     char* at = out_.data() + used_;
     std::memcpy(at, data, n);
@@ -213,7 +212,6 @@ class basic_binary_input_archive
     if (n > remaining()) [[unlikely]] {
       throw_short(n);
     }
-    if (n == 0) return;  // an empty container's data() may be null, which memcpy must not get
     std::memcpy(data, next_, n);
     next_ += n;
     if constexpr (Size > 1 && (BigEndianBody != (std::endian::native == std::endian::big))) {
@@ -324,12 +322,16 @@ void CEREAL_SERIALIZE_FUNCTION_NAME(basic_binary_input_archive<S>& ar, cereal::S
 template <class T>
 requires portable_binary_primitive_v<std::remove_pointer_t<T>>
 void CEREAL_SAVE_FUNCTION_NAME(binary_output_archive& ar, const cereal::BinaryData<T>& bd) {
+  // An empty container's data() may be null, which memcpy must not get. Checked here, not in
+  // save_bytes, where the branch costs every primitive (the encode benchmark: 72 -> 114 ns).
+  if (bd.size == 0) return;
   ar.template save_bytes<sizeof(std::remove_pointer_t<T>)>(bd.data,
                                                            static_cast<std::size_t>(bd.size));
 }
 template <bool S, class T>
 requires portable_binary_primitive_v<std::remove_pointer_t<T>>
 void CEREAL_LOAD_FUNCTION_NAME(basic_binary_input_archive<S>& ar, cereal::BinaryData<T>& bd) {
+  if (bd.size == 0) return;  // as in the save above
   ar.template load_bytes<sizeof(std::remove_pointer_t<T>)>(bd.data,
                                                            static_cast<std::size_t>(bd.size));
 }
