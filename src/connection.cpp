@@ -140,6 +140,13 @@ asio::awaitable<connection::error_code> connection::start_tls(
 void connection::make_room(std::size_t need) {
   const std::size_t have = end_ - begin_;
   need = std::max(need, have + 1);
+  if (last_read_filled_) {
+    // The last read took all the room there was, so the peer is likely sending faster than
+    // we read (a pipelined burst): read ahead more at once, up to read_ahead, rather than
+    // paying a system call per few requests.
+    last_read_filled_ = false;
+    need = std::max(need, std::min(2 * buffer_.size(), options_.read_ahead));
+  }
   if (buffer_.size() - begin_ < need) {
     if (begin_ > 0) {
       std::memmove(buffer_.data(), buffer_.data() + begin_, have);
@@ -169,9 +176,10 @@ asio::awaitable<connection::error_code> connection::read_more(std::size_t need) 
                                                           : steady_clock::time_point::max();
   }
   reading_ = true;
-  auto [ec, n] =
-      co_await async_read_some(asio::buffer(buffer_.data() + end_, buffer_.size() - end_));
+  const std::size_t room = buffer_.size() - end_;
+  auto [ec, n] = co_await async_read_some(asio::buffer(buffer_.data() + end_, room));
   read_done(n);
+  last_read_filled_ = n == room;
   co_return ec;
 }
 

@@ -35,6 +35,9 @@ struct connection_options {
   /// this once it is empty and over `shrink_above`, so idle connections stay cheap.
   std::size_t initial_buffer = 4096;
   std::size_t shrink_above = 64 * 1024;
+  /// After a read that filled all the room it had, the buffer grows towards this (never past
+  /// shrink_above), so a pipelined burst is read in few system calls.
+  std::size_t read_ahead = 16 * 1024;
   /// After a flush, a write buffer bigger than this is released rather than kept.
   std::size_t keep_write_buffer = 1u << 20;
   /// With nothing received, a read may wait this long (0: forever).
@@ -177,6 +180,7 @@ class connection {
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
   steady_clock::time_point last_read_{};
+  bool last_read_filled_ = false;  ///< the last read_more() took all the room it had
   /// When the first bytes of the frame now arriving came in; empty between frames.
   std::optional<steady_clock::time_point> frame_began_;
   bool reading_ = false;
