@@ -139,13 +139,14 @@ asio::awaitable<connection::error_code> connection::start_tls(
 
 void connection::make_room(std::size_t need) {
   const std::size_t have = end_ - begin_;
+  const std::size_t frame_cap = 2 * options_.limits.max_line + options_.limits.max_body;
   need = std::max(need, have + 1);
   if (last_read_filled_) {
     // The last read took all the room there was, so the peer is likely sending faster than
     // we read (a pipelined burst): read ahead more at once, up to read_ahead, rather than
     // paying a system call per few requests.
     last_read_filled_ = false;
-    need = std::max(need, std::min(2 * buffer_.size(), options_.read_ahead));
+    need = std::max(need, std::min({2 * buffer_.size(), options_.read_ahead, frame_cap}));
   }
   if (buffer_.size() - begin_ < need) {
     if (begin_ > 0) {
@@ -154,7 +155,6 @@ void connection::make_room(std::size_t need) {
       end_ = have;
     }
     if (buffer_.size() < need) {
-      const std::size_t frame_cap = 2 * options_.limits.max_line + options_.limits.max_body;
       buffer_.resize(std::max(need, std::min(2 * buffer_.size(), frame_cap)));
     }
   } else if (have == 0 && buffer_.size() > options_.shrink_above) {

@@ -2,6 +2,7 @@
 // reads against its limits, queued writes, and its separate read and write deadlines.
 #include "src/connection.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -231,4 +232,42 @@ TEST_CASE("connection: the receive buffer grows to what a frame needs, within th
   CHECK(accounted.load() <= 2 * 32 + 1000 + 64);  // buffer capped at 2 × max_line + max_body
   conn.reset();
   CHECK(accounted.load() == 0);
+}
+
+TEST_CASE("connection: reads that fill the buffer grow it towards read_ahead, not past the cap") {
+  const std::size_t cap = GENERATE(std::size_t{1 << 20}, std::size_t{3000});
+  CAPTURE(cap);
+  socket_pair p;
+  connection_options opt;
+  opt.initial_buffer = 1024;
+  opt.read_ahead = 8192;
+  opt.limits.max_line = 100;
+  opt.limits.max_body = cap - 200;  // 2 × max_line + max_body == cap
+  std::optional<connection> conn(std::in_place, std::move(p.ours), opt);
+  // A burst far larger than any buffer here, all sent before the first read: every read but
+  // the last fills the room it has, as under pipelined load.
+  const std::string burst(64 * 1024, 'x');
+  asio::write(p.theirs, asio::buffer(burst));
+  std::optional<std::size_t> largest;
+  asio::co_spawn(
+      p.ctx,
+      [&]() -> asio::awaitable<void> {
+        std::size_t got = 0;
+        std::size_t most = 0;
+        while (got < burst.size()) {
+          // Like a session: each read asks for one more byte than it has, then consumes all.
+          if (co_await conn->read_more(1)) break;
+          // Everything was consumed before, so a read gets the whole buffer as its room.
+          got += conn->pending().size();
+          most = std::max(most, conn->pending().size());
+          conn->consume(conn->pending().size());
+        }
+        largest = got == burst.size() ? most : 0;
+      },
+      asio::detached);
+  const std::size_t most = run_until(p.ctx, largest);
+  REQUIRE(most > 0);  // the whole burst arrived
+  // The largest read: the buffer grown from 1 KiB by doubling, to read_ahead, or to the frame
+  // cap when that is lower.
+  CHECK(most == std::min<std::size_t>(8192, cap));
 }
