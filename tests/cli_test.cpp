@@ -29,9 +29,10 @@ using cmdwire::test::test_server;
 
 namespace {
 
-/// Runs `cmdwire args...`; stdout and stderr apart.
-run_result cmdwire_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), bin_path("cmdwire"));
+/// Runs the built binary `program` with `args`; stdout and stderr apart, all of it shown when a
+/// check fails.
+run_result run_built(const std::string& program, std::vector<std::string> args) {
+  args.insert(args.begin(), bin_path(program));
   run_result r = cmdwire::test::run(args);
   std::string command;
   for (const auto& a : args) command += " " + a;
@@ -39,6 +40,11 @@ run_result cmdwire_cli(std::vector<std::string> args) {
                     << r.out << "\nstderr:\n"
                     << r.err);
   return r;
+}
+
+/// Runs `cmdwire args...`.
+run_result cmdwire_cli(std::vector<std::string> args) {
+  return run_built("cmdwire", std::move(args));
 }
 
 /// Runs `cmdwire args...` with `input` on its standard input (through a temporary file).
@@ -424,16 +430,9 @@ namespace {
 
 namespace rj = cmdwire::detail::rj;
 
-/// Runs `cmdwire-bench args...`; stdout and stderr apart.
+/// Runs `cmdwire-bench args...`.
 run_result bench_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), bin_path("cmdwire-bench"));
-  run_result r = cmdwire::test::run(args);
-  std::string command;
-  for (const auto& a : args) command += " " + a;
-  UNSCOPED_INFO("$" << command << "\nexit " << r.exit_code << "\nstdout:\n"
-                    << r.out << "\nstderr:\n"
-                    << r.err);
-  return r;
+  return run_built("cmdwire-bench", std::move(args));
 }
 
 /// The one JSON object cmdwire-bench --json prints.
