@@ -406,9 +406,13 @@ raw_handler endpoint::make_sync_handler(F fn, decode_limits limits) {
       // (strings, map entries, sub-messages) allocates nothing until a request outgrows the
       // block; Reset() then frees what was added beyond it.
       thread_local detail::request_arena scratch;
+      // Reset also when the handler throws (run_sync turns that into the ERR reply).
+      struct reset_on_exit {
+        google::protobuf::Arena& arena;
+        ~reset_on_exit() { arena.Reset(); }
+      } reset{scratch.arena};
       auto* req = google::protobuf::Arena::CreateMessage<request_t>(&scratch.arena);
       serve(*req, rc, w);
-      scratch.arena.Reset();
     };
   } else if constexpr (reuses_request<C>) {
     return [serve = std::move(serve)](const request_context& rc, reply_writer& w) mutable {
