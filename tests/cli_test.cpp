@@ -450,15 +450,6 @@ std::uint64_t u64(const rj::Value& object, const char* key) {
   return object[key].GetUint64();
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on: bound (so the kernel picked a free one)
-/// and closed again.
-std::uint16_t closed_port() {
-  boost::asio::io_context ctx;
-  boost::asio::ip::tcp::acceptor acceptor(
-      ctx, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  return acceptor.local_endpoint().port();
-}
-
 std::vector<std::string> split(const std::string& line, char sep) {
   std::vector<std::string> parts;
   std::string part;
@@ -471,7 +462,7 @@ std::vector<std::string> split(const std::string& line, char sep) {
 }  // namespace
 
 TEST_CASE("cmdwire-bench exits 3 at once when nothing listens", "[cli][bench]") {
-  const std::string addr = "127.0.0.1:" + std::to_string(closed_port());
+  const std::string addr = "127.0.0.1:" + std::to_string(cmdwire::test::closed_port());
   const auto began = std::chrono::steady_clock::now();
   // A run that would take 30 s if it waited for its duration before giving up.
   const auto r = bench_cli({"--connect", addr, "--command", "PING", "--conns", "4", "--duration",

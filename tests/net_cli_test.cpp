@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "support/process.hpp"
+#include "support/test_server.hpp"
 
 namespace {
 
@@ -263,13 +264,7 @@ TEST_CASE("net head sends HEAD and prints only the headers", "[net][cli]") {
 
 TEST_CASE("net probes report unreachable and silent services with exit 3", "[net][cli]") {
   SECTION("connection refused") {
-    std::uint16_t closed_port = 0;
-    {
-      // Bound then closed: nothing listens there for the moment of the test.
-      asio::io_context ctx;
-      tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-      closed_port = acceptor.local_endpoint().port();
-    }
+    const std::uint16_t closed_port = cmdwire::test::closed_port();
     auto r = run_cmdwire({"net", "echo", "127.0.0.1:" + std::to_string(closed_port), "x"});
     CHECK(r.exit_code == 3);
     CHECK(contains(r.out, "cannot connect"));

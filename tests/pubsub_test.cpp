@@ -199,12 +199,7 @@ TEST_CASE("a subscriber that stops reading is disconnected, the others keep rece
 
 TEST_CASE("with its Redis backplane down, PUBLISH delivers locally and says so", "[pubsub]") {
   // A port nothing listens on: the backplane can never connect.
-  std::uint16_t dead_port = 0;
-  {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    dead_port = a.local_endpoint().port();
-  }
+  const std::uint16_t dead_port = cmdwire::test::closed_port();
   log_capture log;
   cmdwire::endpoint_options o;
   o.log = log.sink();

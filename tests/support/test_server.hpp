@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -14,6 +15,7 @@
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -201,6 +203,15 @@ class raw_socket {
   asio::io_context context_;
   asio::ip::tcp::socket socket_;
 };
+
+/// A TCP port on 127.0.0.1 that nothing listens on: bound (so the kernel picked a free one)
+/// and closed again.
+inline std::uint16_t closed_port() {
+  boost::asio::io_context ctx;
+  boost::asio::ip::tcp::acceptor acceptor(
+      ctx, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  return acceptor.local_endpoint().port();
+}
 
 /// One framed reply, "OK n\n<body>" or "ERR code n\n<message>", without the LF that ends every
 /// frame (checked). Throws on EOF, like raw_socket's reads.
