@@ -416,7 +416,7 @@ raw_handler endpoint::make_sync_handler(F fn, decode_limits limits) {
     };
   } else if constexpr (reuses_request<C>) {
     return [serve = std::move(serve)](const request_context& rc, reply_writer& w) mutable {
-      if (rc.enc != wire::encoding::bin && !protobuf_message<request_t>) {
+      if (rc.enc != wire::encoding::bin) {
         request_t req{};
         serve(req, rc, w);
         return;

@@ -153,7 +153,7 @@ class binary_output_archive
   void grow(std::size_t n) {
     // At least double, so a body costs O(log size) resizes; the zero-fill of the new tail is
     // the only waste, and the destructor trims it.
-    out_.resize(used_ + std::max({n, out_.size() - used_, std::size_t{256}, used_}));
+    out_.resize(used_ + std::max({n, std::size_t{256}, used_}));
   }
 
   template <class T>
