@@ -197,3 +197,45 @@ TEST_CASE("a PROTO request allocates only its reply's string", "[alloc]") {
   INFO("PROTO: " << per_request << " allocations per request");
   CHECK(per_request <= own_containers + budget_per_request);
 }
+
+// A request body over detail::reused_request_max_body is decoded into the reused object once,
+// which is then reset, so a rare large request does not pin its memory to the worker thread.
+// Seen from outside: the next small request finds no containers left to refill and allocates
+// them again, where without the reset it would allocate only its reply's string.
+TEST_CASE("a STRUCT request over 64 KiB does not stay in the reused request", "[alloc]") {
+  namespace demo = cmdwire::demo;
+  cmdwire::endpoint_options options;
+  options.threads = 1;
+  cmdwire::test::test_server server(options);
+  cmdwire::test::raw_socket socket(server.port());
+  const int fd = socket.socket().native_handle();
+
+  const demo::ComplexData small = demo::make_sample(3, 8);
+  const std::string small_request = framed("STRUCT", bin(small));
+  const std::string small_reply = ok(bin(demo::summarize(small)));
+  // The same shape with larger vectors: without the reset, every container of the small
+  // request would still be there to refill.
+  const demo::ComplexData large =
+      demo::make_sample(3, cmdwire::detail::reused_request_max_body / 2);
+  const std::string large_request = framed("STRUCT", bin(large));
+  REQUIRE(bin(large).size() > cmdwire::detail::reused_request_max_body);
+  const std::string large_reply = ok(bin(demo::summarize(large)));
+
+  std::string reply;
+  auto exchange = [&](const std::string& request, const std::string& expected) {
+    reply.assign(expected.size(), '\0');
+    return send_all(fd, request) && read_all(fd, reply) && reply == expected;
+  };
+  auto allocations_of = [&](const std::string& request, const std::string& expected) {
+    const std::uint64_t before = g_allocations.load();
+    REQUIRE(exchange(request, expected));
+    return g_allocations.load() - before;
+  };
+  for (int i = 0; i < 50; ++i) REQUIRE(exchange(small_request, small_reply));
+  const std::uint64_t steady = allocations_of(small_request, small_reply);
+  CHECK(steady <= 1);  // the reply's names string, as in the test above
+  REQUIRE(exchange(large_request, large_reply));
+  // 3 levels: 3 vectors, 6 map nodes and 2 child structs to allocate again.
+  CHECK(allocations_of(small_request, small_reply) >= steady + 11);
+  CHECK(allocations_of(small_request, small_reply) < steady + 11);  // reused again after that
+}
