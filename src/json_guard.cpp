@@ -2,6 +2,8 @@
 // number is rewritten. See include/cmdwire/detail/json_guard.hpp for the contract.
 #include "cmdwire/detail/json_guard.hpp"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cstdint>
 #include <optional>
@@ -34,9 +36,9 @@ error refuse(std::string what) { return error{make_error_code(errc::bad_body), s
 /// length, so a 5,000-digit number does not become a 5,000-byte error reply.
 std::string quote(std::string_view token) {
   constexpr std::size_t shown = 40;
-  if (token.size() <= shown) return "'" + std::string(token) + "'";
-  return "'" + std::string(token.substr(0, shown)) + "...' (" + std::to_string(token.size()) +
-         " characters)";
+  // fmt, not `"'" + std::string(...)`: GCC 12 warns (-Wrestrict) on that operator+ in Release.
+  if (token.size() <= shown) return fmt::format("'{}'", token);
+  return fmt::format("'{}...' ({} characters)", token.substr(0, shown), token.size());
 }
 
 /// The parts of a number token that matched JSON's grammar:
