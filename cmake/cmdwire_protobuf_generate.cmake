@@ -84,6 +84,9 @@ function(cmdwire_protobuf_generate)
       COMMENT "protoc + protoc-gen-cmdwire: ${rel}"
       VERBATIM)
     target_sources(${arg_TARGET} PRIVATE ${outputs})
+    # protoc gives every .pb.cc the same file-scope names (schemas, file_default_instances):
+    # two in one unity batch would clash.
+    set_source_files_properties("${out_dir}/${base}.pb.cc" PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
   endforeach()
   target_include_directories(${arg_TARGET} PUBLIC "$<BUILD_INTERFACE:${out_dir}>")
 endfunction()

@@ -18,6 +18,7 @@
 #include <cmath>
 
 #include "tls.hpp"
+#include "nothrow.hpp"
 
 // GCC 12 pairs the aligned_alloc inside Asio's coroutine-frame recycling allocator with the
 // frame's operator delete once handshake() is inlined, and warns; Asio frees it with free().
@@ -30,7 +31,6 @@ namespace cmdwire::detail {
 namespace {
 
 using asio::ip::tcp;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // Replies usually fit; the buffer grows (within the limits) for bigger ones.
 constexpr std::size_t initial_reply_buffer = 16 * 1024;
 

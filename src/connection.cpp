@@ -1,5 +1,6 @@
 // The buffered connection: receive buffer management, deadlines, queued writes, TLS.
 #include "connection.hpp"
+#include "nothrow.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -24,7 +25,6 @@ namespace cmdwire::detail {
 namespace {
 
 using asio::ip::tcp;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // For socket reads and writes. A connection is ended by closing its socket (watch(), close()),
 // so I/O never needs per-operation cancellation; a disconnected slot stops Asio from
 // allocating a cancellation handler for each read and write, which an enclosing `a || b`

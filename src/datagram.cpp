@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "endpoint_impl.hpp"
+#include "nothrow.hpp"
 
 namespace cmdwire::detail {
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // The largest UDP payload over IPv4 is 65507 bytes; a buffer this size never truncates one.
 constexpr std::size_t max_datagram = 64 * 1024;
 }  // namespace

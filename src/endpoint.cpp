@@ -27,13 +27,14 @@
 #include "latency_clock.hpp"
 #include "session.hpp"
 #include "tls.hpp"
+#include "nothrow.hpp"
 
 namespace cmdwire {
 
 using asio::ip::tcp;
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+using detail::nothrow;
 
 // After EMFILE/ENFILE the next accept fails at once too; pausing keeps the loop from spinning
 // while connections close and free descriptors.

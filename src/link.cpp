@@ -12,12 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "cmdwire/pubsub.hpp"
+#include "nothrow.hpp"
 
 namespace cmdwire::detail {
-
-namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-}  // namespace
 
 call::call(outgoing r, asio::any_completion_handler<raw_call_signature> handler,
            const asio::any_io_executor& fallback)

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -187,10 +188,10 @@ TEST_CASE("parse_echo skips what a pinger must ignore", "[net_tools]") {
 
 TEST_CASE("strip_ipv4_header finds the ICMP message in a raw datagram", "[net_tools]") {
   const auto icmp = nt::build_echo_request(nt::icmp_family::v4, 1, 2, {});
-  std::vector<std::uint8_t> datagram(20, 0);
+  std::vector<std::uint8_t> datagram(20 + icmp.size(), 0);
   datagram[0] = 0x45;  // version 4, 5 words of header
   datagram[8] = 64;    // TTL
-  datagram.insert(datagram.end(), icmp.begin(), icmp.end());
+  std::copy(icmp.begin(), icmp.end(), datagram.begin() + 20);
   const auto inner = nt::strip_ipv4_header(datagram);
   CHECK(std::vector<std::uint8_t>(inner.begin(), inner.end()) == icmp);
 
