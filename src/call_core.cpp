@@ -17,8 +17,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 
-#include "tls.hpp"
 #include "nothrow.hpp"
+#include "tls.hpp"
 
 // GCC 12 pairs the aligned_alloc inside Asio's coroutine-frame recycling allocator with the
 // frame's operator delete once handshake() is inlined, and warns; Asio frees it with free().

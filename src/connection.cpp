@@ -1,6 +1,5 @@
 // The buffered connection: receive buffer management, deadlines, queued writes, TLS.
 #include "connection.hpp"
-#include "nothrow.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -19,6 +18,8 @@
 #include <boost/asio/write.hpp>
 #include <cstring>
 #include <tuple>
+
+#include "nothrow.hpp"
 
 namespace cmdwire::detail {
 

@@ -25,9 +25,9 @@
 #include "datagram.hpp"
 #include "endpoint_impl.hpp"
 #include "latency_clock.hpp"
+#include "nothrow.hpp"
 #include "session.hpp"
 #include "tls.hpp"
-#include "nothrow.hpp"
 
 namespace cmdwire {
 
