@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "cmdwire/endpoint.hpp"
+#include "nothrow.hpp"
 
 namespace cmdwire::detail {
 
@@ -75,7 +75,6 @@ class outbox {
   /// Writes queued bytes to `s` as they come. Completes on eviction, on a write error, or when
   /// cancelled. Run on the connection's executor; only one at a time.
   asio::awaitable<void> async_drain_to(stream& s) {
-    constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
     std::string writing;  // swapped with pending_, so the two buffers are reused
     for (;;) {
       {
@@ -99,7 +98,6 @@ class outbox {
   /// Completes when the outbox is evicted (or cancelled). Run through async_then_close next to
   /// the writer, it ends a write that a non-reading peer keeps blocked forever.
   asio::awaitable<void> async_wait_evicted() {
-    constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
     (void)co_await evicted_signal_.async_receive(nothrow);
   }
 

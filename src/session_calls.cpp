@@ -3,7 +3,6 @@
 // turning what they produced, or threw, into the reply.
 #include <fmt/format.h>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "nothrow.hpp"
 #include "session.hpp"
 
 namespace cmdwire::detail {
@@ -119,7 +119,7 @@ namespace {
 /// Cancels `ctx` for its deadline at `at`; cancelled itself when the call ends first.
 asio::awaitable<void> cancel_at(call_context& ctx, call_context::clock::time_point at) {
   asio::steady_timer timer(co_await asio::this_coro::executor, at);
-  auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  auto [ec] = co_await timer.async_wait(nothrow);
   if (!ec) ctx.cancel(cancel_reason::deadline);
 }
 }  // namespace
@@ -211,7 +211,7 @@ asio::awaitable<void> session::run_concurrent(std::list<call>::iterator it,
 
 asio::awaitable<void> session::wait_for_a_call() {
   wake_.expires_at(asio::steady_timer::time_point::max());
-  co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_await wake_.async_wait(nothrow);
 }
 
 asio::awaitable<void> session::finish_calls(cancel_reason why) {
