@@ -72,9 +72,17 @@ function(cmdwire_protobuf_generate)
     # first output, or it treats the outputs as dirty on every build.
     set(outputs "${out_dir}/${base}.cmdwire.h" "${out_dir}/${base}.pb.cc" "${out_dir}/${base}.pb.h")
     list(TRANSFORM dirs PREPEND "-I" OUTPUT_VARIABLE include_flags)
+    # protoc refuses an OUT_DIR that does not exist ("OUT_DIR/: No such file or directory"), and
+    # only Ninja makes the folders of a command's outputs before running it: with Unix Makefiles
+    # (the default generator) the first build failed. So the outputs' folder (OUT_DIR/a for
+    # a/b.proto) is made here, whatever the generator, and again by the command itself, in case
+    # it was deleted after configuring.
+    get_filename_component(gen_dir "${out_dir}/${base}" DIRECTORY)
+    file(MAKE_DIRECTORY "${gen_dir}")
     # The depfile lists the imported .proto files, so editing one regenerates this one.
     add_custom_command(
       OUTPUT ${outputs}
+      COMMAND "${CMAKE_COMMAND}" -E make_directory "${gen_dir}"
       COMMAND ${protoc}
         "--plugin=protoc-gen-cmdwire=$<TARGET_FILE:cmdwire::protoc-gen-cmdwire>"
         "--cpp_out=${out_dir}" "--cmdwire_out=${out_dir}"
