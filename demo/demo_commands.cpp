@@ -9,8 +9,10 @@
 namespace cmdwire::demo {
 
 namespace {
-void append_name(std::string& names, std::string_view s) {
-  if (!names.empty()) names += '/';
+/// `names` is every level's `s` joined with '/': one '/' between two levels, even when a level's
+/// `s` is empty, so depth N always gives N - 1 slashes (`{"c":{}}` gives "/").
+void append_name(std::string& names, std::string_view s, bool first) {
+  if (!first) names += '/';
   names += s;
 }
 }  // namespace
@@ -18,10 +20,10 @@ void append_name(std::string& names, std::string_view s) {
 Summary summarize(const ComplexData& root) {
   Summary out;
   for (const ComplexData* level = &root; level != nullptr; level = level->c.get()) {
+    append_name(out.names, level->s, out.depth == 0);
     ++out.depth;
     out.entries += level->m.size();
     out.bytes += level->p.size();
-    append_name(out.names, level->s);
   }
   return out;
 }
@@ -31,10 +33,10 @@ pb::Summary summarize(const pb::Complex& root) {
   std::string names;
   for (const pb::Complex* level = &root; level != nullptr;
        level = level->has_c() ? &level->c() : nullptr) {
+    append_name(names, level->s(), out.depth() == 0);
     out.set_depth(out.depth() + 1);
     out.set_entries(out.entries() + static_cast<std::uint64_t>(level->m_size()));
     out.set_bytes(out.bytes() + level->p().size());
-    append_name(names, level->s());
   }
   out.set_names(std::move(names));
   return out;
@@ -83,7 +85,9 @@ cmdwire::result<std::uint32_t> parse_sleep(std::string_view line) {
   const char* end = line.data() + line.size();
   const auto [ptr, ec] = std::from_chars(line.data(), end, ms);
   if (line.empty() || ec != std::errc{} || ptr != end || ms > max_ms) {
-    return make_error(errc::bad_request, "SLEEP takes milliseconds, 0 to 600000");
+    // Not bad-request: that code means the framing is lost and the connection closes; here
+    // only this request's body is wrong (PROTOCOL.md §3).
+    return make_error(errc::bad_body, "SLEEP takes milliseconds, 0 to 600000");
   }
   return ms;
 }
@@ -97,7 +101,7 @@ cmdwire::result<std::string> hash_rounds(std::string_view line) {
   const auto [ptr, ec] = std::from_chars(count.data(), count.data() + count.size(), rounds);
   if (count.empty() || ec != std::errc{} || ptr != count.data() + count.size() ||
       rounds > max_rounds) {
-    return make_error(errc::bad_request, "HASH takes ROUNDS (0 to 1000000000), a space, TEXT");
+    return make_error(errc::bad_body, "HASH takes ROUNDS (0 to 1000000000), a space, TEXT");
   }
   constexpr std::uint64_t fnv_offset = 14695981039346656037ull;
   constexpr std::uint64_t fnv_prime = 1099511628211ull;

@@ -80,9 +80,11 @@ std::string default_listen() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // tests/protocol_examples_test.cpp checks that every name COMMANDS lists is here.
   CLI::App app{
       "cmdwire-server: serves cmdwire's demo commands (STRING, STRUCT, PROTO, ECHO, "
-      "PING, DAYTIME, COMMANDS).\n"
+      "PING, DAYTIME, SLEEP, HASH, COMMANDS), pub/sub (PUBLISH, SUBSCRIBE) and the "
+      "built-ins (HEALTH, STATS, DESCRIBE).\n"
       "Example: cmdwire-server --listen 127.0.0.1:61000 --threads 2"};
   app.set_version_flag("--version", "cmdwire-server " CMDWIRE_VERSION_STRING);
   std::string listen = default_listen();

@@ -16,8 +16,28 @@ raw_handler health_handler(const endpoint& ep) {
   };
 }
 
+namespace {
+/// What a client must stay within, so that one written from PROTOCOL.md can size its
+/// requests without knowing how the server was started (§11).
+endpoint_report::limits_report limits_of(const endpoint_options& o) {
+  endpoint_report::limits_report l;
+  l.max_line = o.limits.max_line;
+  l.max_body = o.limits.max_body;
+  l.max_depth = o.decode.max_depth;
+  l.max_pipelined = o.max_pipelined;
+  l.max_concurrent = o.max_concurrent;
+  l.idle_timeout_ms = static_cast<std::uint64_t>(o.idle_timeout.count());
+  l.request_timeout_ms = static_cast<std::uint64_t>(o.request_timeout.count());
+  return l;
+}
+}  // namespace
+
 raw_handler stats_handler(const endpoint& ep) {
-  return [&ep](const request_context&, reply_writer& w) { w.body() = to_json(ep.report()); };
+  return [&ep](const request_context&, reply_writer& w) {
+    endpoint_report r = ep.report();
+    r.limits = limits_of(ep.options());
+    w.body() = to_json(r);
+  };
 }
 
 raw_handler describe_handler(const endpoint& ep) {

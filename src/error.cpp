@@ -109,6 +109,9 @@ error make_error(errc code, std::string message) {
 errc wire_code(const std::error_code& code) noexcept {
   if (code.category() != error_category()) return errc::internal;
   const auto e = static_cast<errc>(code.value());
+  // On the wire `bad-request` means the framing is lost and the server closes (PROTOCOL.md
+  // §3); a handler that finds its request malformed leaves the connection open: `bad-body`.
+  if (e == errc::bad_request) return errc::bad_body;
   return wire_name(e).empty() ? errc::internal : e;
 }
 

@@ -98,6 +98,19 @@ std::string to_json(const endpoint_report& r) {
     key_uint(w, "received", b.received);
     w.EndObject();
   }
+  if (r.limits) {
+    const auto& l = *r.limits;
+    w.Key("limits");
+    w.StartObject();
+    key_uint(w, "max_line", l.max_line);
+    key_uint(w, "max_body", l.max_body);
+    key_uint(w, "max_depth", l.max_depth);
+    key_uint(w, "max_pipelined", l.max_pipelined);
+    key_uint(w, "max_concurrent", l.max_concurrent);
+    key_uint(w, "idle_timeout_ms", l.idle_timeout_ms);
+    key_uint(w, "request_timeout_ms", l.request_timeout_ms);
+    w.EndObject();
+  }
   w.Key("commands");
   w.StartObject();
   for (const command_report& c : r.commands) {

@@ -49,6 +49,11 @@ bool could_be_header(std::string_view bytes) noexcept {
   return bytes.substr(0, n) == signature.substr(0, n);
 }
 
+bool could_be_v1_start(std::string_view bytes) noexcept {
+  constexpr std::string_view v1 = "PROXY ";
+  return bytes.size() < v1.size() && v1.starts_with(bytes);
+}
+
 result<prefix> parse_prefix(std::string_view first16) {
   if (first16.size() < prefix_size || !first16.starts_with(signature)) {
     if (first16.starts_with("PROXY ")) {

@@ -35,6 +35,10 @@ struct prefix {
 /// being waited on.
 [[nodiscard]] bool could_be_header(std::string_view bytes) noexcept;
 
+/// True while `bytes` is a proper prefix of "PROXY ", the start of a v1 text header: reading
+/// on until 6 bytes are there lets parse_prefix refuse v1 by name however the bytes arrive.
+[[nodiscard]] bool could_be_v1_start(std::string_view bytes) noexcept;
+
 /// Parses the 16-byte prefix. Errors say what was wrong (a v1 text header, a bad version or
 /// command, a payload over max_payload), in words fit for a log line.
 [[nodiscard]] result<prefix> parse_prefix(std::string_view first16);

@@ -30,9 +30,10 @@ session::session(endpoint_state& state, worker& home, connection::socket_type so
 }
 
 session::~session() {
+  // Counted out before the close: a peer that has seen the close then finds it gone in STATS.
+  count_out();
   conn_.close();
   home_.sessions.erase(registration_);
-  --state_.connections;
   if (home_.sessions.empty() && home_.drain_deadline) home_.drain_deadline->cancel();
 }
 
@@ -57,6 +58,10 @@ void session::request_stop() noexcept {
 
 void session::abandon() noexcept {
   for (call& c : calls_) c.ctx.cancel(cancel_reason::shutdown);
+  // The worker stops next, and this session's coroutine (with any handler that ignored the
+  // cancel) is destroyed only with the endpoint; its connection is closed now, so it is
+  // counted out now.
+  count_out();
   conn_.close();
 }
 
@@ -156,7 +161,7 @@ bool session::refuse(const handler_entry* entry, const wire::request& req) {
     log(log_level::debug, fmt::format("ERR unknown-command: {}", message));
     return true;
   }
-  if (const auto deadline = deadline_of(req); deadline && steady_clock::now() > *deadline) {
+  if (const auto deadline = deadline_of(req); deadline && steady_clock::now() >= *deadline) {
     wire::append_error(conn_.out(), errc::deadline_exceeded,
                        "deadline passed before the request could run", req.head.id);
     if (entry != nullptr) count(*entry, latency_clock::now(), errc::deadline_exceeded);
@@ -287,7 +292,20 @@ asio::awaitable<bool> session::authenticate() {
   if (opt_.auth_token.empty()) co_return true;
   // The AUTH line is part of connecting: it gets the request timeout, not the idle one.
   conn_.set_idle_timeout(opt_.request_timeout);
-  auto line = co_await conn_.read_line();
+  result<std::string_view> line;
+  for (;;) {
+    line = co_await conn_.read_line();
+    if (!line) break;
+    // Blank lines are ignored before the AUTH line too, as between requests (PROTOCOL.md §1).
+    if (line->empty()) continue;
+    // A load balancer's health check (`HEALTH\n`) carries no token; the answer reveals only
+    // SERVING or DRAINING, so it is given before AUTH, and the AUTH line is still awaited.
+    if (opt_.builtins.health && *line == "HEALTH") {
+      wire::append_ok(conn_.out(), state_.draining.load() ? "DRAINING" : "SERVING");
+      continue;
+    }
+    break;
+  }
   conn_.set_idle_timeout(opt_.idle_timeout);
   if (!line) {
     // An over-long AUTH line gets the same answer as any over-long line (PROTOCOL.md §4).
@@ -326,7 +344,8 @@ asio::awaitable<bool> session::accept_proxy_header() {
   const auto deadline = limit.count() > 0 ? std::chrono::steady_clock::now() + limit
                                           : std::chrono::steady_clock::time_point::max();
   while (conn_.pending().size() < proxy::prefix_size) {
-    if (!proxy::could_be_header(conn_.pending())) break;
+    const std::string_view got = conn_.pending();
+    if (!proxy::could_be_header(got) && !proxy::could_be_v1_start(got)) break;
     if (auto ec = co_await conn_.read_preface(proxy::prefix_size, deadline); ec) {
       if (!is_normal_close(ec)) log(log_level::info, fmt::format("read failed: {}", ec.message()));
       co_return false;

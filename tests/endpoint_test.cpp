@@ -342,6 +342,8 @@ TEST_CASE("typed handlers report failures as values, sync and async", "[endpoint
 TEST_CASE("wire_code maps any error code to one the wire can carry", "[endpoint][errors]") {
   using cmdwire::errc;
   CHECK(cmdwire::wire_code(cmdwire::make_error_code(errc::too_large)) == errc::too_large);
+  // bad-request on the wire means "framing lost, closing"; a handler's is this request's only.
+  CHECK(cmdwire::wire_code(cmdwire::make_error_code(errc::bad_request)) == errc::bad_body);
   CHECK(cmdwire::wire_code(cmdwire::make_error_code(errc::connection_lost)) == errc::internal);
   CHECK(cmdwire::wire_code(std::make_error_code(std::errc::io_error)) == errc::internal);
   CHECK(cmdwire::make_error(errc::busy).message == cmdwire::make_error_code(errc::busy).message());

@@ -350,6 +350,16 @@ TEST_CASE("shared-secret auth", "[hardening]") {
     s.send("AUTH " + std::string(5000, 'x') + "\n");
     CHECK(s.read_to_eof() == "ERR too-large 30\nAUTH line longer than max_line\n");
   }
+  SECTION("blank lines and HEALTH come before AUTH; nothing else does") {
+    raw_socket s(server.port());
+    s.send("\n\r\nHEALTH\nAUTH correct horse\nPING\n");
+    CHECK(s.read_exact(29) == "OK 7\nSERVING\nOK 0\n\nOK 4\nPONG\n");
+    raw_socket stats(server.port());
+    stats.send("HEALTH\nSTATS\n");
+    const std::string reply = stats.read_to_eof();
+    CHECK(reply.starts_with("OK 7\nSERVING\nERR auth "));
+    CHECK(reply.find("uptime") == std::string::npos);
+  }
   SECTION("the right token opens the connection") {
     raw_socket s(server.port());
     s.send("AUTH correct horse\nPING\n");

@@ -110,6 +110,13 @@ TEST_CASE("PROXY v2 headers parse back, and bad ones are refused with a reason",
   CHECK(proxy::could_be_header(signature + "\x21"));
   CHECK_FALSE(proxy::could_be_header("P"));
   CHECK_FALSE(proxy::could_be_header("\r\n\r\n\r"));
+
+  // A v1 header is waited for until its first 6 bytes are known, so it is refused by name.
+  CHECK(proxy::could_be_v1_start(""));
+  CHECK(proxy::could_be_v1_start("PRO"));
+  CHECK(proxy::could_be_v1_start("PROXY"));
+  CHECK_FALSE(proxy::could_be_v1_start("PROXY "));
+  CHECK_FALSE(proxy::could_be_v1_start("PING"));
 }
 
 TEST_CASE("with proxy_protocol, the header's client address is the peer", "[proxy]") {
@@ -154,6 +161,12 @@ TEST_CASE("with proxy_protocol, a connection without a valid header is refused a
     s.send("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nPING\n");
     CHECK(s.read_to_eof().find("only v2 is accepted") != std::string::npos);
     CHECK(server.log.wait_for("refused: PROXY protocol v1 header"));
+  }
+  SECTION("a v1 header whose first bytes come alone") {
+    raw_socket s(server.port());
+    s.send("PRO");  // the server reads this alone, and must wait for more, not refuse it
+    s.send("XY TCP4 1.2.3.4 5.6.7.8 1 2\r\nPING\n");
+    CHECK(s.read_to_eof().find("only v2 is accepted") != std::string::npos);
   }
   SECTION("a header whose length is over the limit") {
     raw_socket s(server.port());

@@ -62,6 +62,8 @@ struct error {
 
 /// The code a reply carries for `code`: itself if it has a wire name, else `errc::internal`
 /// (client-local codes and codes of other categories, e.g. a std::errc from a handler).
+/// `bad_request` becomes `bad_body`: on the wire, bad-request is reserved for a request line
+/// the server cannot parse, after which it closes; a handler's refusal keeps the connection.
 [[nodiscard]] errc wire_code(const std::error_code& code) noexcept;
 
 /// Thrown only by `result<T>::value()` on an error: the API edge where callers opted into

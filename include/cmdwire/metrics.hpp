@@ -52,6 +52,18 @@ struct endpoint_report {
     std::uint64_t received = 0;        ///< messages from other instances delivered here
   };
   std::optional<backplane_report> backplane;
+  /// The limits a client must respect (endpoint_options), as STATS reports them; empty in
+  /// endpoint::report(), filled by the STATS command.
+  struct limits_report {
+    std::uint64_t max_line = 0;         ///< limits.max_line: request line or line body, LF included
+    std::uint64_t max_body = 0;         ///< limits.max_body: largest LENGTH
+    std::uint64_t max_depth = 0;        ///< decode.max_depth: nesting of a typed body
+    std::uint64_t max_pipelined = 0;    ///< requests answered per read before writing
+    std::uint64_t max_concurrent = 0;   ///< calls running at once on an out-of-order connection
+    std::uint64_t idle_timeout_ms = 0;  ///< a connection idle this long is closed
+    std::uint64_t request_timeout_ms = 0;  ///< a request must arrive whole within this
+  };
+  std::optional<limits_report> limits;
 };
 
 /// Where latency bucket `i` of command_report::latency_buckets ends, in seconds; +inf for the
