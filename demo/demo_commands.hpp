@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cmdwire/call_context.hpp"
 #include "cmdwire/codec.hpp"
 #include "proto/demo.pb.h"
 
@@ -136,7 +137,10 @@ struct Hash {
 
 /// What SLEEP and HASH accept, or why not.
 [[nodiscard]] cmdwire::result<std::uint32_t> parse_sleep(std::string_view line);
-[[nodiscard]] cmdwire::result<std::string> hash_rounds(std::string_view line);
+/// `call`, when given, is polled between rounds: a cancelled call (deadline passed, client
+/// gone) stops hashing early and frees the pool thread; the endpoint chooses the reply.
+[[nodiscard]] cmdwire::result<std::string> hash_rounds(std::string_view line,
+                                                       const cmdwire::call_context* call = nullptr);
 
 /// Summaries, computed without recursion (depth is bounded by the decoder anyway).
 [[nodiscard]] Summary summarize(const ComplexData& root);

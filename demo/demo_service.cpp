@@ -29,7 +29,9 @@ void register_demo_commands(cmdwire::endpoint& ep) {
     co_await timer.async_wait(asio::use_awaitable);
     co_return fmt::format("slept {} ms", *ms);
   });
-  ep.handle<Hash>([](const std::string& line) { return hash_rounds(line); }, cmdwire::offload);
+  ep.handle<Hash>([](const std::string& line,
+                     const cmdwire::call_context& call) { return hash_rounds(line, &call); },
+                  cmdwire::offload);
   ep.handle<Commands>([&ep](none) {
     std::string list;
     for (const auto& name : ep.command_names()) list.append(name).push_back('\n');

@@ -111,6 +111,21 @@ call_core::~call_core() {
   }
 }
 
+asio::awaitable<void> call_core::dial_guarded(std::shared_ptr<call_core> self, std::size_t index) {
+  // An exception escaping dial() is a bug; it must neither reach the io_context's run() nor
+  // leave this slot "connecting" for ever: it counts as a failed dial, and backoff follows.
+  std::optional<error> failed;
+  try {
+    co_await dial(self, index);
+  } catch (const std::exception& e) {
+    failed = make_error(errc::not_connected,
+                        std::string("internal error while connecting: ") + e.what());
+  } catch (...) {
+    failed = make_error(errc::not_connected, "internal error while connecting");
+  }
+  if (failed && !self->closing_) self->dial_failed(index, *failed);
+}
+
 void call_core::start() {
   if (own_context_) {
     keep_running_.emplace(own_context_->get_executor());
@@ -119,7 +134,7 @@ void call_core::start() {
   asio::post(strand_, [self = shared_from_this()] {
     for (std::size_t i = 0; i < self->slots_.size(); ++i) {
       self->set_state(*self->slots_[i], connection_state::connecting);
-      asio::co_spawn(self->strand_, dial(self, i), asio::detached);
+      asio::co_spawn(self->strand_, dial_guarded(self, i), asio::detached);
     }
   });
 }
@@ -369,7 +384,7 @@ void call_core::schedule_redial(std::size_t index, std::chrono::milliseconds del
   s.retry_timer->expires_after(delay);
   s.retry_timer->async_wait([self = shared_from_this(), index](boost::system::error_code ec) {
     if (ec || self->closing_) return;
-    asio::co_spawn(self->strand_, dial(self, index), asio::detached);
+    asio::co_spawn(self->strand_, dial_guarded(self, index), asio::detached);
   });
 }
 

@@ -80,6 +80,8 @@ class call_core : public std::enable_shared_from_this<call_core> {
   };
 
   static asio::awaitable<void> dial(std::shared_ptr<call_core> self, std::size_t slot);
+  /// dial(), with an exception that escapes it (a bug) turned into a failed dial.
+  static asio::awaitable<void> dial_guarded(std::shared_ptr<call_core> self, std::size_t slot);
   /// Connects the socket (TCP with no_delay, or Unix) within the connect timeout.
   asio::awaitable<result<connection::socket_type>> open_socket(const conn_slot& s);
   /// TLS, AUTH and HELLO on a new link; an error says why the link is no good.

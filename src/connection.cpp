@@ -268,17 +268,25 @@ void connection::write_finished() noexcept {
 asio::awaitable<connection::error_code> connection::flush() {
   if (writing_now_) co_return error_code{};  // that writer sends what is queued now, too
   while (!queued_.empty()) {
+    if (write_failed_) {
+      queued_.clear();  // nobody will read it
+      co_return write_failed_;
+    }
     std::swap(queued_, writing_);
     write_started();
     auto [ec, n] = co_await async_write_all(asio::buffer(writing_));
     if (options_.bytes_out != nullptr) options_.bytes_out->add(n);
     write_finished();
-    if (ec) co_return ec;
+    if (ec) {
+      write_failed_ = ec;
+      co_return ec;
+    }
   }
   co_return error_code{};
 }
 
 asio::awaitable<connection::error_code> connection::write(std::string_view bytes) {
+  if (write_failed_) co_return write_failed_;
   std::swap(queued_, writing_);
   write_started();
   const std::array<asio::const_buffer, 2> both{asio::buffer(writing_),
@@ -286,6 +294,7 @@ asio::awaitable<connection::error_code> connection::write(std::string_view bytes
   auto [ec, n] = co_await async_write_all(both);
   if (options_.bytes_out != nullptr) options_.bytes_out->add(n);
   write_finished();
+  if (ec) write_failed_ = ec;
   co_return ec;
 }
 

@@ -190,6 +190,10 @@ class connection {
   std::string queued_;   ///< appended to by the owner
   std::string writing_;  ///< what the socket is writing now
   bool writing_now_ = false;
+  /// The first write that failed. The stream is dead from then on, and no write is tried
+  /// again: Asio's reactor, having seen the socket's error once, would wait for it to become
+  /// writable for ever (until the write timeout), keeping the connection open.
+  error_code write_failed_;
   steady_clock::time_point write_deadline_ = steady_clock::time_point::max();
 
   std::size_t extra_ = 0;

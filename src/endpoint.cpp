@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -87,7 +86,8 @@ struct endpoint::impl {
       if (l.unix_path.empty()) socket.set_option(tcp::no_delay(true), ignored);  // replies batch
       if (shared.connections.load() >= options.max_connections) {
         ++shared.rejected_busy;
-        asio::co_spawn(target.context, refuse_busy(std::move(socket)), asio::detached);
+        asio::co_spawn(target.context, refuse_busy(std::move(socket)),
+                       detail::task_end{&shared, "busy refusal"});
         continue;
       }
       ++shared.connections;  // the session gives it back when it ends
@@ -95,7 +95,7 @@ struct endpoint::impl {
       asio::co_spawn(target.context,
                      detail::run_session(shared, target, std::move(socket),
                                          l.raw ? &l.raw : nullptr, tls.get()),
-                     asio::detached);
+                     detail::task_end{&shared, "session"});
     }
   }
 
@@ -444,8 +444,8 @@ const endpoint_options& endpoint::options() const noexcept { return impl_->optio
 
 endpoint_stats endpoint::stats() const noexcept {
   const auto& st = impl_->shared;
-  return {st.connections.load(), st.buffered_bytes.load(), st.accepted.load(),
-          st.rejected_busy.load(), st.timed_out.load()};
+  return {st.connections.load(),   st.buffered_bytes.load(), st.accepted.load(),
+          st.rejected_busy.load(), st.timed_out.load(),      st.task_failures.load()};
 }
 
 bool endpoint::draining() const noexcept { return impl_->shared.draining.load(); }
@@ -503,11 +503,13 @@ void endpoint::start() {
   for (auto& w : impl_->workers) w->counters.commands.resize(impl_->handlers.size());
   for (auto& w : impl_->workers) impl_->keep_running.push_back(asio::make_work_guard(w->context));
   for (auto& l : impl_->listeners) {
-    asio::co_spawn(impl_->workers.front()->context, impl_->accept_loop(*l), asio::detached);
+    asio::co_spawn(impl_->workers.front()->context, impl_->accept_loop(*l),
+                   detail::task_end{&impl_->shared, "accept loop"});
   }
   for (auto& svc : impl_->datagram_services) {
     asio::co_spawn(impl_->workers.front()->context,
-                   detail::run_datagram_service(*svc, impl_->options), asio::detached);
+                   detail::run_datagram_service(*svc, impl_->options),
+                   detail::task_end{&impl_->shared, "datagram service"});
   }
   const bool offloads = std::any_of(impl_->handlers.begin(), impl_->handlers.end(),
                                     [](const auto& h) { return h.second.offload; });
@@ -539,7 +541,7 @@ void endpoint::stop() {
             std::lock_guard lock(impl_->mutex);
             impl_->begin_stop();
           },
-          asio::detached);
+          detail::task_end{&impl_->shared, "drain grace"});
     } else {
       impl_->begin_stop();
     }

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <exception>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -102,9 +103,41 @@ struct endpoint_state {
   std::optional<asio::thread_pool> handler_pool;
   /// Offloaded calls queued or running; bounded by options.handler_queue.
   std::atomic<std::size_t> offloaded{0};
+  /// Coroutines that ended by an exception nothing caught (a bug, logged): see task_end.
+  std::atomic<std::uint64_t> task_failures{0};
   /// Set once stop() has begun: HEALTH answers DRAINING.
   std::atomic<bool> draining{false};
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+/// The completion handler of every coroutine the endpoint co_spawns. An exception that escaped
+/// one is a bug, but it must not reach io_context::run(): that would end the worker thread, or
+/// the process. It is logged and counted (endpoint_stats::task_failures), never rethrown.
+struct task_end {
+  endpoint_state* state;
+  std::string_view what;  ///< names the coroutine in the log: "session", "accept loop"
+
+  void operator()(const std::exception_ptr& e) const noexcept {
+    if (!e) return;
+    ++state->task_failures;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      log_failure(ex.what());
+    } catch (...) {
+      log_failure("not a std::exception");
+    }
+  }
+
+ private:
+  void log_failure(std::string_view why) const noexcept {
+    try {
+      std::string line("bug: ");
+      line.append(what).append(" ended by an exception: ").append(why);
+      log_line(state->options, log_level::error, line);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory while logging; counted
+    }
+  }
 };
 
 }  // namespace cmdwire::detail

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -48,7 +47,28 @@ link::link(strand_type strand, connection::socket_type socket,
       on_end_(std::move(on_end)),
       timer_(strand_) {}
 
-void link::start() { asio::co_spawn(strand_, read_replies(shared_from_this()), asio::detached); }
+namespace {
+/// Completion of a link's coroutines. One that ends by an exception (a bug) must not take the
+/// io_context's thread with it, nor leave calls waiting for ever: it ends the link, so they fail
+/// with connection_lost.
+auto end_on_exception(std::shared_ptr<link> self) {
+  return [self = std::move(self)](const std::exception_ptr& e) {
+    if (!e) return;
+    std::string why = "internal error in the client";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      why.append(": ").append(ex.what());
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the message says enough
+    }
+    self->end(make_error(errc::connection_lost, why));
+  };
+}
+}  // namespace
+
+void link::start() {
+  asio::co_spawn(strand_, read_replies(shared_from_this()), end_on_exception(shared_from_this()));
+}
 
 void link::send(call c) {
   if (ended_ || subscribed_) {
@@ -72,7 +92,7 @@ void link::schedule_write() {
   // One writer at a time; what is queued while it writes joins its next batch.
   if (writer_running_ || ended_) return;
   writer_running_ = true;
-  asio::co_spawn(strand_, write_queued(shared_from_this()), asio::detached);
+  asio::co_spawn(strand_, write_queued(shared_from_this()), end_on_exception(shared_from_this()));
 }
 
 bool link::frame_queued() {
@@ -262,7 +282,8 @@ void link::on_timer() {
 void link::start_keepalive(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
   if (interval.count() <= 0 || ended_) return;
   keepalive_timer_.emplace(strand_);
-  asio::co_spawn(strand_, keepalive(shared_from_this(), interval, timeout), asio::detached);
+  asio::co_spawn(strand_, keepalive(shared_from_this(), interval, timeout),
+                 end_on_exception(shared_from_this()));
 }
 
 asio::awaitable<void> link::keepalive(std::shared_ptr<link> self,

@@ -128,6 +128,12 @@ class session final : public stream {
   /// Waits until a running call ends (or something else wakes the session).
   asio::awaitable<void> wait_for_a_call();
   void wake() noexcept { wake_.cancel(); }
+  /// Takes this connection out of endpoint_stats::connections, once.
+  void count_out() noexcept {
+    if (counted_out_) return;
+    counted_out_ = true;
+    --state_.connections;
+  }
 
   endpoint_state& state_;
   const handler_map& handlers_;
@@ -149,6 +155,7 @@ class session final : public stream {
   latency_clock::ticks last_answered_ = 0;
   bool out_of_order_ = false;  ///< negotiated by HELLO
   bool draining_ = false;      ///< the endpoint is stopping
+  bool counted_out_ = false;   ///< see count_out()
 };
 
 /// Runs one accepted connection to completion on its worker.

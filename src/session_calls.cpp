@@ -3,13 +3,14 @@
 // turning what they produced, or threw, into the reply.
 #include <fmt/format.h>
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "nothrow.hpp"
@@ -165,6 +166,30 @@ asio::awaitable<void> session::run_handler(call& c, const handler_entry& entry,
   }
 }
 
+namespace {
+/// Runs `job` on `pool`, then resumes the awaiting coroutine on `home`.
+///
+/// Deliberately not a co_spawn onto the pool: an awaited co_spawn connects the caller's
+/// cancellation slot to the spawned coroutine, and Asio (1.81) then emits into it from the
+/// caller's thread while the pool thread may be finishing that coroutine (a use-after-free),
+/// or makes the spawned coroutine throw `operation_aborted` out of the pool thread (terminate).
+/// Here no cancellation handler is installed at all: cancelling the awaiting coroutine only
+/// marks it, the job runs to its end (it sees cancellation through call_context's atomic
+/// reason), and every touch of the awaiting coroutine's state happens on `home`.
+template <class Job>
+asio::awaitable<void> async_run_on_pool(asio::thread_pool::executor_type pool,
+                                        asio::any_io_executor home, Job& job) {
+  co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(
+      [pool, home = std::move(home), &job](auto resume) mutable {
+        asio::post(pool, [home = std::move(home), &job, resume = std::move(resume)]() mutable {
+          job();
+          asio::post(home, std::move(resume));
+        });
+      },
+      asio::use_awaitable);
+}
+}  // namespace
+
 asio::awaitable<void> session::run_offloaded(call& c, const handler_entry& entry,
                                              reply_writer& writer) {
   if (state_.offloaded.fetch_add(1) >= opt_.handler_queue) {
@@ -174,19 +199,17 @@ asio::awaitable<void> session::run_offloaded(call& c, const handler_entry& entry
   }
   // While the handler runs elsewhere, nothing else may let this worker's run() return.
   auto keep_worker = asio::make_work_guard(conn_.executor());
-  // A coroutine spawned on the pool: its body runs on a pool thread, and this one resumes on
-  // the connection's thread when it is done. The handler touches only the call.
-  co_await asio::co_spawn(
-      state_.handler_pool->get_executor(),
-      [&]() -> asio::awaitable<void> {
-        try {
-          entry.sync(c.rc, writer);
-        } catch (...) {
-          fail_from_exception(c.rc, writer);
-        }
-        co_return;
-      },
-      asio::use_awaitable);
+  // The handler touches only the call and its writer, which outlive this await: the session
+  // waits for every call (finish_calls) and the endpoint joins the pool before the workers'
+  // contexts, which own the calls, are destroyed.
+  auto job = [&]() noexcept {
+    try {
+      entry.sync(c.rc, writer);
+    } catch (...) {
+      fail_from_exception(c.rc, writer);
+    }
+  };
+  co_await async_run_on_pool(state_.handler_pool->get_executor(), conn_.executor(), job);
   --state_.offloaded;
 }
 
@@ -194,7 +217,8 @@ void session::start_concurrent(const handler_entry& entry, const wire::request& 
   // The receive buffer is reused while the call runs: it keeps its own name and body.
   calls_.emplace_back(conn_, req, deadline_of(req), true);
   ++tasks_;
-  asio::co_spawn(conn_.executor(), run_concurrent(std::prev(calls_.end()), entry), asio::detached);
+  asio::co_spawn(conn_.executor(), run_concurrent(std::prev(calls_.end()), entry),
+                 task_end{&state_, "concurrent call"});
 }
 
 asio::awaitable<void> session::run_concurrent(std::list<call>::iterator it,

@@ -239,6 +239,9 @@ struct endpoint_stats {
   std::uint64_t accepted = 0;       ///< connections accepted since start
   std::uint64_t rejected_busy = 0;  ///< connections refused with `ERR busy`
   std::uint64_t timed_out = 0;      ///< connections closed by a timeout
+  /// Server coroutines ended by an exception that nothing caught: a bug, logged at error
+  /// level; the server goes on serving. 0 in a healthy server.
+  std::uint64_t task_failures = 0;
 };
 
 /// A command server. Register handlers, `listen`, then `start` (or `run`); registration after
