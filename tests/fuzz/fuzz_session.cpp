@@ -538,8 +538,11 @@ void check_connections_end(int which) {
   auto pause = std::chrono::microseconds(20);
   while (server(which).ep.stats().connections != 0) {
     if (clock_type::now() > until) {
+      const cmdwire::endpoint_stats st = server(which).ep.stats();
       fail("connections still open 10 s after the client closed them all",
-           std::to_string(server(which).ep.stats().connections));
+           std::to_string(st.connections) + " (server " + std::to_string(which) + ": " +
+               std::to_string(st.accepted) + " accepted, " + std::to_string(st.timed_out) +
+               " timed out since it started)");
     }
     std::this_thread::sleep_for(pause);  // the poll's interval, growing to 1 ms
     pause = std::min(pause * 2, std::chrono::microseconds(1000));
