@@ -39,13 +39,13 @@
 //   kind 9  partial request: a request as kind 1, then cut(1): only its first
 //           cut % (size + 1) bytes are sent
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
