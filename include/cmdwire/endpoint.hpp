@@ -262,7 +262,8 @@ class endpoint {
   void handle(F fn);
   /// The same for a CPU-heavy synchronous handler: it runs on the handler pool
   /// (`handler_threads`), so the connection's I/O thread serves other connections meanwhile.
-  /// When `handler_queue` calls are already waiting, the request is answered `ERR busy`.
+  /// When `handler_queue` offloaded calls are already queued or running (running ones count),
+  /// the request is answered `ERR busy`.
   template <command C, class F>
   void handle(F fn, offload_t);
 
