@@ -405,9 +405,12 @@ TEST_CASE("connections that leave while their offloaded calls are queued leave i
             case 0:  // HASH, line form (a barrier on ooo connections)
               requests += fmt::format("HASH\n{}\n", text);
               break;
-            case 1:
-            case 2:  // HASH framed with an id: concurrent on ooo connections
+            case 1:  // HASH framed with an id: concurrent on ooo connections
               requests += fmt::format("HASH {} id={}\n{}", text.size(), n + 1, text);
+              break;
+            case 2:  // ... and with a deadline that may pass while it is queued or running
+              requests += fmt::format("HASH {} id={} deadline-ms={}\n{}", text.size(), n + 1,
+                                      rng() % 50, text);
               break;
             case 3:
               requests += fmt::format("SLEEP 1 id={}\n{}", n + 1, rng() % 3);
