@@ -290,10 +290,22 @@ bool equal_constant_time(std::string_view a, std::string_view b) {
 
 asio::awaitable<bool> session::authenticate() {
   if (opt_.auth_token.empty()) co_return true;
-  // The AUTH line is part of connecting: it gets the request timeout, not the idle one.
+  // The AUTH line is part of connecting: it gets the request timeout, not the idle one, and
+  // that bounds the whole wait, so blank lines and HEALTH checks cannot hold an
+  // unauthenticated connection open for longer.
   conn_.set_idle_timeout(opt_.request_timeout);
+  const bool bounded = opt_.request_timeout.count() > 0;
+  const auto give_up = steady_clock::now() + opt_.request_timeout;
   result<std::string_view> line;
   for (;;) {
+    if (bounded) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(give_up - steady_clock::now());
+      if (left.count() <= 0) {
+        log(log_level::info, "no AUTH line within the request timeout: closing");
+        co_return false;
+      }
+      conn_.set_idle_timeout(left);
+    }
     line = co_await conn_.read_line();
     if (!line) break;
     // Blank lines are ignored before the AUTH line too, as between requests (PROTOCOL.md §1).

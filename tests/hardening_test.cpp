@@ -360,6 +360,26 @@ TEST_CASE("shared-secret auth", "[hardening]") {
     CHECK(reply.starts_with("OK 7\nSERVING\nERR auth "));
     CHECK(reply.find("uptime") == std::string::npos);
   }
+  SECTION("HEALTH checks and blank lines cannot hold a connection open without AUTH") {
+    // The wait for AUTH is bounded by the request timeout as a whole, not per line.
+    cmdwire::endpoint_options quick = options;
+    quick.request_timeout = std::chrono::milliseconds(300);
+    test_server strict(quick);
+    raw_socket s(strict.port());
+    const auto began = std::chrono::steady_clock::now();
+    bool closed = false;
+    while (!closed && std::chrono::steady_clock::now() - began < std::chrono::seconds(5)) {
+      try {
+        s.send("\nHEALTH\n");
+        closed = s.read_exact(13) != "OK 7\nSERVING\n";
+      } catch (const std::exception&) {
+        closed = true;  // EOF or reset: the server closed
+      }
+    }
+    CHECK(closed);
+    CHECK(std::chrono::steady_clock::now() - began < std::chrono::seconds(3));
+    CHECK(eventually([&] { return strict.ep().stats().connections == 0; }));
+  }
   SECTION("the right token opens the connection") {
     raw_socket s(server.port());
     s.send("AUTH correct horse\nPING\n");
