@@ -311,9 +311,13 @@ asio::awaitable<bool> session::authenticate() {
     // Blank lines are ignored before the AUTH line too, as between requests (PROTOCOL.md §1).
     if (line->empty()) continue;
     // A load balancer's health check (`HEALTH\n`) carries no token; the answer reveals only
-    // SERVING or DRAINING, so it is given before AUTH, and the AUTH line is still awaited.
-    if (opt_.builtins.health && *line == "HEALTH") {
-      wire::append_ok(conn_.out(), state_.draining.load() ? "DRAINING" : "SERVING");
+    // SERVING or DRAINING, so the HEALTH built-in (if registered) answers it before AUTH, and
+    // the AUTH line is still awaited.
+    if (const handler_entry* entry = find_handler(*line);
+        entry != nullptr && entry->builtin && *line == "HEALTH") {
+      wire::request health;
+      health.head.name = *line;
+      run_sync(*entry, health);
       continue;
     }
     break;
