@@ -25,10 +25,12 @@
 #include "cmdwire/endpoint.hpp"
 #include "demo/demo_commands.hpp"
 #include "demo/demo_service.hpp"
+#include "support/eventually.hpp"
 #include "support/log_capture.hpp"
 #include "support/test_server.hpp"
 
 using cmdwire::errc;
+using cmdwire::test::eventually;
 using cmdwire::test::raw_socket;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -37,17 +39,6 @@ namespace {
 
 constexpr std::string_view hello_ooo = "HELLO 3\nooo";
 constexpr std::string_view granted = "OK 21\nooo max-concurrent=64\n";
-
-/// Waits for a condition the server reaches on its own threads; false after 10 s.
-template <class Condition>
-bool eventually(Condition done) {
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 /// Holds every gated handler until the test opens it. A handler that can see its call
 /// cancelled (async: its timer wait fails; offloaded: call_context::cancelled()) stops waiting

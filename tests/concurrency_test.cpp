@@ -15,9 +15,11 @@
 #include "cmdwire/client.hpp"
 #include "cmdwire/endpoint.hpp"
 #include "demo/demo_commands.hpp"
+#include "support/eventually.hpp"
 #include "support/test_server.hpp"
 
 using cmdwire::errc;
+using cmdwire::test::eventually;
 using cmdwire::test::raw_socket;
 using cmdwire::test::test_server;
 using namespace std::chrono_literals;
@@ -34,17 +36,6 @@ std::size_t count(std::string_view text, std::string_view what) {
     ++n;
   }
   return n;
-}
-
-/// Waits for a condition the server reaches on its own threads; fails after 10 s.
-template <class Condition>
-bool eventually(Condition done) {
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 struct Inner {  ///< answers the deadline it was given, in ms left, or "none"

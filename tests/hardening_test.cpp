@@ -11,8 +11,10 @@
 
 #include "cmdwire/client.hpp"
 #include "demo/demo_commands.hpp"
+#include "support/eventually.hpp"
 #include "support/test_server.hpp"
 
+using cmdwire::test::eventually;
 using cmdwire::test::raw_socket;
 using cmdwire::test::test_server;
 using namespace std::chrono_literals;
@@ -24,17 +26,6 @@ std::string frame(std::string_view name, std::string_view enc, std::string_view 
   if (!enc.empty()) out.append(" ").append(enc);
   out.append(" ").append(std::to_string(body.size())).append("\n").append(body);
   return out;
-}
-
-/// Waits (without sleeping) until `pred` holds or `limit` passes.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 void expect_alive(const test_server& server) {
